@@ -1,0 +1,68 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Dependencies run one way: CorralProfile ← CorralPlan ← CorralSystem ← Corral ← corral.
+// Unsafe code lives only in CorralSystem and the C launcher (CCorralLaunch).
+let package = Package(
+    name: "Corral",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "corral", targets: ["corral"]),
+        .executable(name: "corral-probe", targets: ["corral-probe"]),
+        .library(name: "Corral", targets: ["Corral"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // MARK: Pure layers: no libc, no kernel.
+        .target(name: "CorralProfile", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "CorralPlan", dependencies: ["CorralProfile"]),
+
+        // MARK: System layer and the C launcher.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .target(name: "CCorralLaunch", cSettings: [.define("_GNU_SOURCE")]),
+        .target(
+            name: "CorralSystem",
+            dependencies: [
+                "CorralPlan", "CCorralLaunch", "CSeccomp", "CCap",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: [.strictMemorySafety()]
+        ),
+
+        // MARK: Supervisor library and the thin CLI.
+        .target(
+            name: "Corral",
+            dependencies: [
+                "CorralSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "corral",
+            dependencies: ["Corral", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // Test helper run inside sandboxes. C, because it must issue raw syscalls
+        // (int 0x80, x32 numbers) that Swift cannot express.
+        // Linked with the Swift runtime statically so it runs in sandboxes that do not show
+        // the toolchain's folder.
+        .executableTarget(name: "corral-probe", cSettings: [.define("_GNU_SOURCE")],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+
+        // MARK: Tests, one layer each (see STYLE.md B8).
+        .testTarget(name: "CorralProfileTests", dependencies: ["CorralProfile"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CorralPlanTests", dependencies: ["CorralPlan"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CorralSystemTests", dependencies: ["CorralSystem"]),
+        .testTarget(name: "CorralIntegrationTests", dependencies: ["Corral", "corral", "corral-probe"]),
+    ]
+)

@@ -1,0 +1,303 @@
+// Child side: everything from clone to execve. Async-signal-safe only: no malloc, no
+// stdio, no libseccomp or libcap. Each step is `if (step_x(...) < 0) report_and_exit()`.
+//
+// init (pid 1 of the new pid namespace):
+//   1. signals reset, PR_SET_PDEATHSIG     6. hostname, loopback up, rlimits
+//   2. wait for the parent's go-ahead       7. Landlock rules for /proc, /dev, /tmp
+//   3. close inherited fds                  8. capabilities dropped, no_new_privs, non-dumpable
+//   4. uid/gid maps (written by itself)     9. spawn the command (vfork-style clone)
+//   5. mounts, pivot_root                  10. reap, forward signals, report the status
+// command (pid 2): session, fds, chdir, Landlock, seccomp, execve.
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SECBIT_NOROOT
+#define SECBIT_NOROOT (1 << 0)
+#define SECBIT_NOROOT_LOCKED (1 << 1)
+#define SECBIT_NO_SETUID_FIXUP (1 << 2)
+#define SECBIT_NO_SETUID_FIXUP_LOCKED (1 << 3)
+#define SECBIT_KEEP_CAPS_LOCKED (1 << 5)
+#define SECBIT_NO_CAP_AMBIENT_RAISE (1 << 6)
+#define SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED (1 << 7)
+#endif
+
+int corral_fail(struct corral_child_failure *failure, uint32_t stage, uint32_t index) {
+    failure->stage = stage;
+    failure->index = index;
+    failure->err = errno ? errno : EINVAL;
+    return -1;
+}
+
+__attribute__((noreturn)) static void report_and_exit(const struct corral_launch_plan *plan,
+                                                      const struct corral_child_failure *failure) {
+    ssize_t ignored = write(plan->report_fd, failure, sizeof *failure);
+    (void)ignored;
+    _exit(failure->stage == CORRAL_STAGE_EXEC && failure->err == ENOENT ? 127 : 126);
+}
+
+// MARK: - Small steps
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (n == (ssize_t)len) return 0;
+    if (n >= 0) errno = EIO;
+    return -1;
+}
+
+static int step_reset_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        signal(sig, SIG_DFL);
+    }
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return -1;
+    return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+static int step_wait_for_parent(int sync_fd) {
+    char go;
+    ssize_t n;
+    do { n = read(sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n == 1) return 0;
+    if (n == 0) errno = EPIPE;  // the parent died before saying go
+    return -1;
+}
+
+/// Closes every inherited descriptor except 0–2 and the ones in `keep` (unsorted, -1 ignored).
+static void close_all_except(const int *keep, int count) {
+    unsigned int low = 3;
+    for (;;) {
+        unsigned int next = ~0U;
+        for (int i = 0; i < count; i++)
+            if (keep[i] >= (int)low && (unsigned int)keep[i] < next) next = (unsigned int)keep[i];
+        if (next == ~0U) {
+            close_range(low, ~0U, 0);
+            return;
+        }
+        if (next > low) close_range(low, next - 1, 0);
+        low = next + 1;
+    }
+}
+
+static int step_id_maps(const struct corral_launch_plan *plan) {
+    if (!(plan->clone_flags & CLONE_NEWUSER)) return 0;
+    // The namespace's creator may map its own ids, and for gid only after setgroups is
+    // denied (user_namespaces(7), "Writing deny to /proc/pid/setgroups").
+    if (write_file("/proc/self/setgroups", "deny") < 0) return -1;
+    if (write_file("/proc/self/uid_map", plan->uid_map) < 0) return -1;
+    return write_file("/proc/self/gid_map", plan->gid_map);
+}
+
+static int step_loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/// Drops every capability for good: locked securebits first (needs CAP_SETPCAP), then the
+/// bounding set and ambient set, then the permitted/effective/inheritable sets.
+static int step_drop_capabilities(uint32_t last_cap) {
+    int bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+               SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+               SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0) return -1;
+    for (uint32_t cap = 0; cap <= last_cap; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) return -1;
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+static int step_landlock_child_rules(const struct corral_launch_plan *plan, uint32_t *index) {
+    for (uint32_t i = 0; i < plan->landlock_child_rule_count; i++) {
+        *index = i;
+        const struct corral_landlock_child_rule *rule = &plan->landlock_child_rules[i];
+        int fd = open(rule->path, O_PATH | O_CLOEXEC);
+        if (fd < 0) return -1;
+        int rc = corral_landlock_add_rule_raw(plan->landlock_ruleset_fd, fd, rule->access);
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+// MARK: - The command (pid 2)
+
+static volatile pid_t command_pid = -1;
+/// Stack for the vfork-style clone of the command. The command runs on it only until
+/// execve, while init is suspended (CLONE_VFORK), as posix_spawn does.
+static char command_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int command_main(void *arg) {
+    const struct corral_launch_plan *plan = arg;
+    struct corral_child_failure failure = {0};
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    // A session of its own: no controlling terminal, so TIOCSTI and job-control tricks
+    // cannot reach the user's terminal (CVE-2017-5226).
+    if (setsid() < 0) { corral_fail(&failure, CORRAL_STAGE_SESSION, 0); report_and_exit(plan, &failure); }
+    // Everything but 0–2 is closed by the kernel at execve; the report pipe and the
+    // Landlock ruleset stay usable until then.
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        corral_fail(&failure, CORRAL_STAGE_FDS, 1);
+        report_and_exit(plan, &failure);
+    }
+    if (chdir(plan->workdir) < 0) { corral_fail(&failure, CORRAL_STAGE_CHDIR, 0); report_and_exit(plan, &failure); }
+    if (plan->landlock_ruleset_fd >= 0 &&
+        corral_landlock_restrict_self_raw(plan->landlock_ruleset_fd, plan->landlock_restrict_flags) < 0) {
+        corral_fail(&failure, CORRAL_STAGE_LANDLOCK, 0);
+        report_and_exit(plan, &failure);
+    }
+    // Seccomp last: after it, only what the program allows may run, and execve itself.
+    for (uint32_t i = 0; i < plan->seccomp_program_count; i++) {
+        const struct corral_seccomp_program *p = &plan->seccomp_programs[i];
+        struct sock_fprog prog = {.len = (unsigned short)p->length, .filter = (struct sock_filter *)p->filter};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &prog) < 0) {
+            corral_fail(&failure, CORRAL_STAGE_SECCOMP, i);
+            report_and_exit(plan, &failure);
+        }
+    }
+    // PATH search was done by the parent against the sandbox's view; try each candidate
+    // and keep the most telling error (EACCES over ENOENT), as execvp does.
+    int err = ENOENT;
+    for (uint32_t i = 0; i < plan->exec_candidate_count; i++) {
+        execve(plan->exec_candidates[i], plan->argv, plan->envp);
+        if (errno != ENOENT && errno != ENOTDIR) err = errno;
+        if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) break;
+    }
+    errno = err;
+    corral_fail(&failure, CORRAL_STAGE_EXEC, 0);
+    report_and_exit(plan, &failure);
+}
+
+// MARK: - init (pid 1)
+
+static void forward_signal(int sig) {
+    int saved = errno;
+    if (command_pid > 0) kill(command_pid, sig);
+    errno = saved;
+}
+
+__attribute__((noreturn)) static void init_reap(const struct corral_launch_plan *plan, pid_t command) {
+    static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    // Reap orphans until the command itself ends; its status goes to the supervisor.
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, __WALL);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            _exit(125);  // ECHILD: the command is gone without a status; cannot happen
+        }
+        if (pid != command) continue;
+        ssize_t ignored = write(plan->status_fd, &status, sizeof status);
+        (void)ignored;
+        // Leaving pid 1 makes the kernel kill every process left in the namespace.
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+}
+
+void corral_child_main(const struct corral_launch_plan *plan) {
+    struct corral_child_failure failure = {0};
+    uint32_t index = 0;
+
+    if (step_reset_signals() < 0) { corral_fail(&failure, CORRAL_STAGE_SIGNALS, 0); report_and_exit(plan, &failure); }
+    int keep[] = {plan->sync_fd, plan->report_fd, plan->status_fd, plan->landlock_ruleset_fd,
+                  plan->stdio[0], plan->stdio[1], plan->stdio[2]};
+    close_all_except(keep, (int)(sizeof keep / sizeof keep[0]));
+    if (step_wait_for_parent(plan->sync_fd) < 0) { corral_fail(&failure, CORRAL_STAGE_SYNC, 0); report_and_exit(plan, &failure); }
+    close(plan->sync_fd);
+    for (int i = 0; i < 3; i++) {
+        if (plan->stdio[i] < 0 || plan->stdio[i] == i) continue;
+        if (dup2(plan->stdio[i], i) < 0) { corral_fail(&failure, CORRAL_STAGE_FDS, 0); report_and_exit(plan, &failure); }
+    }
+    if (step_id_maps(plan) < 0) { corral_fail(&failure, CORRAL_STAGE_ID_MAPS, 0); report_and_exit(plan, &failure); }
+    if (plan->clone_flags & CLONE_NEWNS) {
+        if (corral_apply_mounts(plan, &failure) < 0) report_and_exit(plan, &failure);
+    }
+    if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) {
+        corral_fail(&failure, CORRAL_STAGE_HOSTNAME, 0);
+        report_and_exit(plan, &failure);
+    }
+    if ((plan->clone_flags & CLONE_NEWNET) && step_loopback_up() < 0) {
+        corral_fail(&failure, CORRAL_STAGE_NETWORK, 0);
+        report_and_exit(plan, &failure);
+    }
+    for (uint32_t i = 0; i < plan->rlimit_count; i++) {
+        struct rlimit rl = {.rlim_cur = plan->rlimits[i].soft, .rlim_max = plan->rlimits[i].hard};
+        if (setrlimit(plan->rlimits[i].resource, &rl) < 0) { corral_fail(&failure, CORRAL_STAGE_RLIMITS, i); report_and_exit(plan, &failure); }
+    }
+    if (plan->landlock_ruleset_fd >= 0 && step_landlock_child_rules(plan, &index) < 0) {
+        corral_fail(&failure, CORRAL_STAGE_LANDLOCK_RULES, index);
+        report_and_exit(plan, &failure);
+    }
+    if (step_drop_capabilities(plan->cap_last_cap) < 0) { corral_fail(&failure, CORRAL_STAGE_CAPABILITIES, 0); report_and_exit(plan, &failure); }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) { corral_fail(&failure, CORRAL_STAGE_NO_NEW_PRIVS, 0); report_and_exit(plan, &failure); }
+    // init keeps a copy of the supervisor's memory: nobody may read it through /proc/1/mem.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    // Signals are blocked across the spawn so a forwarded signal cannot arrive before the
+    // command's pid is known; the command unblocks them itself.
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    pid_t pid = clone(command_main, command_stack + sizeof command_stack,
+                      CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)plan);
+    if (pid < 0) { corral_fail(&failure, CORRAL_STAGE_SPAWN, 0); report_and_exit(plan, &failure); }
+    command_pid = pid;
+
+    // The command has executed or failed: init needs nothing but the status pipe now.
+    int status_fd = plan->status_fd;
+    if (status_fd != 0) close_range(0, (unsigned int)status_fd - 1, 0);
+    close_range((unsigned int)status_fd + 1, ~0U, 0);
+    init_reap(plan, pid);
+}

@@ -1,0 +1,222 @@
+// The clone → execve boundary of Corral.
+//
+// Everything between clone and execve happens here, in async-signal-safe C: the Swift
+// process is multithreaded, so the child may not allocate, take locks, or call libseccomp
+// or libcap. The parent (Swift, CorralSystem/Launcher+CBridge.swift) prepares one flat
+// `corral_launch_plan`; `corral_launch` clones and the child works through it step by step.
+//
+// Process shape inside the sandbox:
+//   pid 1  "init"    — the clone child: sets up namespaces, mounts, root, hostname, network,
+//                      rlimits and drops privileges, then spawns the command and stays as
+//                      a reaping init that forwards signals and reports the command's status.
+//   pid 2  command   — session leader; closes fds, chdir, Landlock, seccomp, execve.
+#ifndef CORRAL_LAUNCH_H
+#define CORRAL_LAUNCH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Stages
+
+/// Where a child-side failure happened. Mirrored by `LaunchStage` in Swift
+/// (CorralSystem/LaunchStage.swift); a test checks the two lists match.
+enum corral_stage {
+    CORRAL_STAGE_NONE = 0,
+    CORRAL_STAGE_SYNC = 1,           ///< waiting for the parent's go-ahead
+    CORRAL_STAGE_SIGNALS = 2,        ///< signal reset, PR_SET_PDEATHSIG
+    CORRAL_STAGE_FDS = 3,            ///< closing inherited descriptors, stdio
+    CORRAL_STAGE_ID_MAPS = 4,        ///< setgroups, uid_map, gid_map
+    CORRAL_STAGE_MOUNT_PROPAGATION = 5,
+    CORRAL_STAGE_MOUNT_SOURCES = 6,  ///< opening and cloning bind sources (index = mount op)
+    CORRAL_STAGE_NEW_ROOT = 7,       ///< the tmpfs that becomes /
+    CORRAL_STAGE_MOUNTS = 8,         ///< mount ops (index = mount op)
+    CORRAL_STAGE_PIVOT_ROOT = 9,
+    CORRAL_STAGE_HOSTNAME = 10,
+    CORRAL_STAGE_NETWORK = 11,       ///< loopback up
+    CORRAL_STAGE_RLIMITS = 12,       ///< index = rlimit entry
+    CORRAL_STAGE_LANDLOCK_RULES = 13,///< rules added in the child (index = rule)
+    CORRAL_STAGE_CAPABILITIES = 14,
+    CORRAL_STAGE_NO_NEW_PRIVS = 15,
+    CORRAL_STAGE_SPAWN = 16,         ///< init cloning the command
+    CORRAL_STAGE_SESSION = 17,
+    CORRAL_STAGE_CHDIR = 18,
+    CORRAL_STAGE_LANDLOCK = 19,
+    CORRAL_STAGE_SECCOMP = 20,       ///< index = program
+    CORRAL_STAGE_EXEC = 21,
+    CORRAL_STAGE_COUNT = 22,
+};
+
+/// What the child writes to `report_fd` when a step fails. End-of-file without a record
+/// means the command was executed.
+struct corral_child_failure {
+    uint32_t stage;
+    uint32_t index;
+    int32_t err;
+};
+
+// MARK: - Mount operations
+
+/// One step of building the new root. Targets are relative to the new root and are
+/// resolved with RESOLVE_IN_ROOT, so a symlink inside a bound tree cannot point a mount
+/// outside the sandbox's view.
+enum corral_mount_kind {
+    CORRAL_MOUNT_MKDIR = 1,        ///< mkdir target (mode); an existing folder is fine
+    CORRAL_MOUNT_MKFILE = 2,       ///< create an empty file as a bind target
+    CORRAL_MOUNT_BIND = 3,         ///< bind `source` (host path, cloned before the root exists)
+    CORRAL_MOUNT_TMPFS = 4,        ///< fresh tmpfs (mode)
+    CORRAL_MOUNT_PROC = 5,         ///< fresh procfs of the new pid namespace
+    CORRAL_MOUNT_DEVPTS = 6,       ///< new devpts instance
+    CORRAL_MOUNT_SYMLINK = 7,      ///< symlink target → `source` (link text)
+    CORRAL_MOUNT_MASK = 8,         ///< hide target: empty mode-000 file or folder, read-only
+    CORRAL_MOUNT_READONLY = 9,     ///< re-bind target over itself, read-only, recursively
+};
+
+enum corral_mount_flag {
+    CORRAL_MOUNT_F_RDONLY = 1u << 0,
+    CORRAL_MOUNT_F_NOSUID = 1u << 1,
+    CORRAL_MOUNT_F_NODEV = 1u << 2,
+    CORRAL_MOUNT_F_NOEXEC = 1u << 3,
+    CORRAL_MOUNT_F_DIRECTORY = 1u << 4, ///< the target is (or masks) a folder
+    CORRAL_MOUNT_F_OPTIONAL = 1u << 5,  ///< a missing target is skipped
+};
+
+struct corral_mount_op {
+    uint32_t kind;
+    uint32_t flags;
+    uint32_t mode;
+    uint32_t reserved;
+    const char *source;      ///< BIND: absolute canonical host path; SYMLINK: link text
+    const char *target;      ///< relative to the new root, no leading '/'
+    uint64_t source_dev;     ///< BIND: the device and inode the parent resolved; the child
+    uint64_t source_ino;     ///< refuses a source that changed since (symlink races)
+};
+
+// MARK: - Other child inputs
+
+struct corral_rlimit {
+    int32_t resource;
+    uint32_t reserved;
+    uint64_t soft, hard;
+};
+
+/// A Landlock rule added by the child, for objects that exist only inside the new root
+/// (/proc, /dev, /tmp). Host paths get their rules in the parent.
+struct corral_landlock_child_rule {
+    const char *path;        ///< absolute path inside the new root
+    uint64_t access;
+};
+
+struct corral_seccomp_program {
+    const void *filter;      ///< struct sock_filter[]
+    uint32_t length;         ///< number of instructions
+    uint32_t flags;          ///< SECCOMP_FILTER_FLAG_*
+};
+
+/// Everything the child needs, fully prepared by the parent. Read-only in the child,
+/// except `scratch_fds`, which the child uses to hold cloned mount trees.
+struct corral_launch_plan {
+    // Command
+    const char *const *exec_candidates;   ///< paths tried in order (PATH search done by the parent)
+    uint32_t exec_candidate_count;
+    uint32_t reserved0;
+    char *const *argv;
+    char *const *envp;
+    const char *workdir;                  ///< inside the sandbox
+    int stdio[3];                         ///< -1 = inherit
+
+    // Namespaces and identity
+    uint64_t clone_flags;                 ///< CLONE_NEW* (CLONE_PIDFD is added by the launcher)
+    const char *uid_map;                  ///< written by the child itself, e.g. "1000 1000 1\n"
+    const char *gid_map;
+    const char *hostname;                 ///< NULL = keep
+
+    // Filesystem
+    const char *root_base;                ///< where the new root tmpfs is mounted before pivot ("/tmp")
+    const struct corral_mount_op *mounts;
+    uint32_t mount_count;
+    uint32_t reserved1;
+    int *scratch_fds;                     ///< mount_count entries, written by the child
+
+    // Resources
+    const struct corral_rlimit *rlimits;
+    uint32_t rlimit_count;
+
+    // Landlock
+    int landlock_ruleset_fd;              ///< -1 = none; built in the parent
+    const struct corral_landlock_child_rule *landlock_child_rules;
+    uint32_t landlock_child_rule_count;
+    uint32_t landlock_restrict_flags;
+
+    // Seccomp, installed as the command's last step before execve
+    const struct corral_seccomp_program *seccomp_programs;
+    uint32_t seccomp_program_count;
+
+    // Capabilities: everything is dropped; the parent tells the highest capability number.
+    uint32_t cap_last_cap;
+
+    // Channels (all CLOEXEC in the parent)
+    int sync_fd;      ///< read end; the child waits for one byte ("go"); EOF = parent gone
+    int report_fd;    ///< write end; struct corral_child_failure on failure
+    int status_fd;    ///< write end; init writes the command's 4-byte wait status
+};
+
+/// Clones the sandbox's init with the plan's namespaces. On success returns 0 and sets
+/// `*pid` and `*pidfd` (CLOEXEC); the child then waits for one byte on the plan's sync pipe.
+/// Returns an errno value when clone3 fails.
+int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd);
+
+// MARK: - Parent-side helpers (provided in C because Swift's Glibc module lacks these)
+
+/// The Landlock ABI version of the running kernel, or -errno.
+int corral_landlock_abi(void);
+/// landlock_create_ruleset with the given handled rights and scopes; returns fd or -errno.
+int corral_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
+/// landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH); returns 0 or -errno.
+int corral_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed);
+
+/// openat2 with RESOLVE_* flags; returns fd or -errno.
+int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+/// A non-blocking, close-on-exec signalfd for `signals` (which the caller must block).
+int corral_signalfd(const int *signals, int count);
+/// Blocks `signals` in the calling thread (threads created later inherit the mask).
+int corral_block_signals(const int *signals, int count);
+/// Reads one signal number from a signalfd; -1 when none is pending.
+int corral_signalfd_read(int fd);
+/// pipe2(fds, O_CLOEXEC) (behind _GNU_SOURCE); returns 0 or -errno.
+int corral_pipe_cloexec(int fds[2]);
+/// memfd_create(name, MFD_CLOEXEC); returns fd or -errno.
+int corral_memfd_create(const char *name);
+/// Waits for a pidfd's process: waitid(P_PIDFD). Returns 0 and the raw wait status
+/// (as waitpid would) or -errno.
+int corral_pidfd_wait(int pidfd, int *status, int nohang);
+/// pidfd_send_signal; returns 0 or -errno.
+int corral_pidfd_send_signal(int pidfd, int sig);
+/// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
+int corral_seccomp_has_user_notif(void);
+/// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.
+int corral_seccomp_action_available(uint32_t action);
+
+// MARK: - Constants Swift cannot import (defined in constants.c with _GNU_SOURCE)
+
+extern const uint64_t corral_CLONE_NEWUSER, corral_CLONE_NEWPID, corral_CLONE_NEWNS,
+    corral_CLONE_NEWNET, corral_CLONE_NEWIPC, corral_CLONE_NEWUTS, corral_CLONE_NEWCGROUP;
+extern const int corral_O_PATH;
+extern const uint64_t corral_RESOLVE_NO_SYMLINKS, corral_RESOLVE_IN_ROOT, corral_RESOLVE_NO_MAGICLINKS;
+
+/// Landlock rights (ABI 1…7), defined here because the installed linux/landlock.h is older
+/// than the kernel.
+extern const uint64_t corral_LL_FS_EXECUTE, corral_LL_FS_WRITE_FILE, corral_LL_FS_READ_FILE,
+    corral_LL_FS_READ_DIR, corral_LL_FS_REMOVE_DIR, corral_LL_FS_REMOVE_FILE,
+    corral_LL_FS_MAKE_CHAR, corral_LL_FS_MAKE_DIR, corral_LL_FS_MAKE_REG, corral_LL_FS_MAKE_SOCK,
+    corral_LL_FS_MAKE_FIFO, corral_LL_FS_MAKE_BLOCK, corral_LL_FS_MAKE_SYM, corral_LL_FS_REFER,
+    corral_LL_FS_TRUNCATE, corral_LL_FS_IOCTL_DEV, corral_LL_NET_BIND_TCP,
+    corral_LL_NET_CONNECT_TCP, corral_LL_SCOPE_ABSTRACT_UNIX_SOCKET, corral_LL_SCOPE_SIGNAL;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

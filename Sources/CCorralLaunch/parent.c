@@ -1,0 +1,109 @@
+// Parent side: the clone itself and small syscall wrappers Swift cannot reach directly.
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef SECCOMP_GET_ACTION_AVAIL
+#define SECCOMP_GET_ACTION_AVAIL 2
+#endif
+
+int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd) {
+    // clone3 without CLONE_VM: the child gets a copy-on-write image and runs on its own
+    // stack copy, so it may use the plan without racing the parent's other threads.
+    // CLONE_PIDFD gives a race-free handle for signals and waiting.
+    int fd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = plan->clone_flags | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&fd;
+    args.exit_signal = SIGCHLD;
+    long rc = syscall(SYS_clone3, &args, sizeof args);
+    if (rc < 0) return errno;
+    if (rc == 0) corral_child_main(plan);  // never returns
+    *pid = (pid_t)rc;
+    // CLONE_PIDFD descriptors are always close-on-exec.
+    *pidfd = fd;
+    return 0;
+}
+
+int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+    struct open_how how = {.flags = flags, .mode = mode, .resolve = resolve};
+    long fd;
+    do { fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how); } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int corral_memfd_create(const char *name) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int corral_pidfd_wait(int pidfd, int *status, int nohang) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int rc;
+    do {
+        rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | (nohang ? WNOHANG : 0));
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -errno;
+    if (info.si_pid == 0) return -EAGAIN;  // WNOHANG and still running
+    switch (info.si_code) {
+    case CLD_EXITED: *status = (info.si_status & 0xff) << 8; break;
+    case CLD_KILLED: *status = info.si_status & 0x7f; break;
+    case CLD_DUMPED: *status = (info.si_status & 0x7f) | 0x80; break;
+    default: *status = 0; break;
+    }
+    return 0;
+}
+
+int corral_pidfd_send_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int corral_seccomp_action_available(uint32_t action) {
+    return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+}
+
+int corral_seccomp_has_user_notif(void) {
+    return corral_seccomp_action_available(SECCOMP_RET_USER_NOTIF);
+}
+
+int corral_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+int corral_signalfd(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+int corral_block_signals(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? 0 : -EINVAL;
+}
+
+int corral_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    return n == (ssize_t)sizeof info ? (int)info.ssi_signo : -1;
+}

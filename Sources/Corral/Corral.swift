@@ -1,0 +1,114 @@
+import Crypto
+import Logging
+@_exported import CorralPlan
+@_exported import CorralProfile
+@_exported import CorralSystem
+
+/// A manifest read from disk and validated, with its SHA-256.
+public struct LoadedProfile: Sendable {
+    public var profile: Profile
+    public var path: String
+    public var sha256: String
+}
+
+/// Options for one run.
+public struct RunOptions: Sendable {
+    /// The command; nil or empty uses the manifest's `run.command`.
+    public var command: [String]?
+    /// The caller's environment, source of `env.pass` and `env.secrets`.
+    public var environment: [String: String]
+    /// Descriptors for the command's stdin, stdout, stderr; -1 inherits Corral's own.
+    public var stdio: [Int32] = [-1, -1, -1]
+    /// Signals forwarded to the sandbox while it runs. The caller must have blocked them
+    /// (see `Corral.blockForwardedSignals`); a second one kills the run.
+    public var forwardSignals: [Int32] = []
+    public var logger: Logger?
+
+    public init(command: [String]? = nil, environment: [String: String]) {
+        self.command = command
+        self.environment = environment
+    }
+}
+
+/// The outcome of a run: how the command ended, and the report.
+public struct RunResult: Sendable {
+    public var termination: Termination
+    public var report: RunReport
+}
+
+/// Corral's library interface: load a profile, compile and explain it, run a command under it.
+public enum Corral {
+    /// Reads and validates a manifest. Relative paths resolve against its folder; `~`
+    /// against `home` (default: $HOME).
+    /// - Throws: `CorralError` (`profileInvalid`) whose message names the file, line and key.
+    public static func loadProfile(at path: String, home: String? = nil) throws(CorralError) -> LoadedProfile {
+        let bytes: [UInt8]
+        do {
+            bytes = try HostEnvironment.readFile(path)
+        } catch {
+            throw CorralError(.profileInvalid, operation: "read profile", path: path, errno: error,
+                              hint: error == .noSuchFileOrDirectory ? "bundled profiles live in profiles/" : nil)
+        }
+        let absolute = path.hasPrefix("/") ? path : HostEnvironment.currentDirectory() + "/" + path
+        let directory = absolute.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            .joined(separator: "/")
+        let text = String(decoding: bytes, as: UTF8.self)
+        do {
+            let profile = try ProfileLoader.load(contents: text, file: path, directory: directory.isEmpty ? "/" : directory,
+                                                 home: home ?? HostEnvironment.variable("HOME"))
+            return LoadedProfile(profile: profile, path: path, sha256: sha256Hex(bytes))
+        } catch {
+            throw CorralError(error)
+        }
+    }
+
+    /// Compiles the plan for this host.
+    public static func plan(_ loaded: LoadedProfile, command: [String]? = nil,
+                            host: HostFacts = HostProbe().facts()) throws(CorralError) -> LaunchPlan {
+        do {
+            return try PlanCompiler.compile(loaded.profile, command: command, host: host)
+        } catch {
+            throw CorralError(error)
+        }
+    }
+
+    /// SHA-256 of the plan's text form: the same plan, the same digest.
+    public static func digest(of plan: LaunchPlan) -> String {
+        sha256Hex(Array(plan.description.utf8))
+    }
+
+    /// Runs a command under a profile and waits for it.
+    ///
+    /// - Returns: the command's termination and the run report. A non-zero exit, a signal or
+    ///   a policy kill is a result, not an error.
+    /// - Throws: `CorralError` when the sandbox could not be set up or the command could not
+    ///   be executed (stage, path and errno in the error).
+    public static func run(_ loaded: LoadedProfile, options: RunOptions) async throws -> RunResult {
+        try await withCheckedThrowingContinuation { continuation in
+            // A thread of its own: PR_SET_PDEATHSIG follows the thread that cloned the sandbox,
+            // so that thread must live exactly as long as the run.
+            Supervisor.startThread {
+                do {
+                    continuation.resume(returning: try Supervisor(loaded: loaded, options: options).run())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Blocks `signals` in the calling thread so a later run can forward them; call it early
+    /// in `main`, before other threads exist.
+    public static func blockForwardedSignals(_ signals: [Int32]) {
+        SignalWatcher.block(signals)
+    }
+
+    // MARK: - Helpers
+
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined()
+    }
+}

@@ -1,0 +1,14 @@
+import Foundation
+
+extension Encodable {
+    /// Pretty, key-sorted JSON (stable for diffs and tests).
+    public func jsonData() throws(CorralError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            return Array(try encoder.encode(self)) + [0x0A]
+        } catch {
+            throw CorralError(.supervisionFailed, operation: "encode JSON", message: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/// How a command ended: its own exit code, or the signal that killed it.
+public enum Termination: Sendable, Hashable, Codable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The CLI's exit status for it: the code itself, or 128 + the signal (as a shell and
+    /// bubblewrap report it).
+    public var exitStatus: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exited(let code): "exited \(code)"
+        case .signaled(let signal): "killed by signal \(signal)"
+        }
+    }
+
+    /// Decodes a raw wait status (as waitpid returns it).
+    init(waitStatus status: Int32) {
+        if status & 0x7F == 0 {
+            self = .exited((status >> 8) & 0xFF)
+        } else {
+            self = .signaled(status & 0x7F)
+        }
+    }
+}
+
+/// Why Corral ended a run itself. A fixed, documented list (README "Run report").
+public enum KillReason: String, Sendable, Hashable, Codable {
+    /// `limits.wall` passed.
+    case timeout
+    /// Corral received SIGINT/SIGTERM/SIGHUP and stopped the run.
+    case supervisorSignal = "supervisor-signal"
+}
+
+/// The JSON run report (`corral run --report FILE`). Secrets never appear in it.
+public struct RunReport: Sendable, Codable {
+    public var schemaVersion = 1
+    public var goalID: String
+    public var manifest: String
+    public var manifestSHA256: String
+    public var planDigest: String
+    public var command: [String]
+    public var startedAt: String
+    public var durationSeconds: Double
+    public var termination: Termination?
+    /// What `corral` exits with: the command's code, 128+signal, or 125/126/127.
+    public var exitStatus: Int32
+    public var killReason: KillReason?
+    public var namespaces: [String]
+    public var network: String
+    public var landlockABI: Int
+    public var landlockEnforcement: String
+    /// Landlock rights this kernel could not enforce (best-effort runs).
+    public var landlockNotEnforced: String?
+    public var seccompInstructions: [Int]
+    /// Optional paths that did not exist and were skipped.
+    public var skippedPaths: [String]
+    /// Corral's own failure, when the run never started or broke.
+    public var error: String?
+}

@@ -1,0 +1,200 @@
+import CorralProfile
+
+/// Compiles a validated `Profile` and a `HostFacts` snapshot into a `LaunchPlan`.
+/// Pure: it never looks at the live filesystem (existence, symlinks and globs are settled
+/// when `CorralSystem` materialises the plan), so it is tested by golden text alone.
+public enum PlanCompiler {
+    /// Folders Corral builds itself; manifests may not bind over them.
+    static let reservedRoots = ["/proc", "/dev"]
+    /// Device nodes of the minimal /dev.
+    static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
+    /// Searched for a bare command name when the sandbox's environment has no PATH.
+    public static let defaultSearchPath = ["/usr/local/bin", "/usr/bin", "/bin"]
+
+    /// - Parameter command: the CLI's command; `nil` or empty uses `run.command`.
+    /// - Throws: `PlanError` when the profile cannot run as asked on this host.
+    public static func compile(_ profile: Profile, command: [String]? = nil,
+                               host: HostFacts) throws(PlanError) -> LaunchPlan {
+        let argv = (command?.isEmpty == false ? command : nil) ?? profile.run.command
+        guard let program = argv.first, !program.isEmpty else {
+            throw PlanError("no command to run",
+                            hint: "give one after `--` (corral run --profile P -- CMD…) or set run.command")
+        }
+        _ = program
+        let fs = profile.filesystem
+        try checkReserved(fs)
+
+        var namespaces = Namespaces()
+        namespaces.network = profile.network.mode != .host
+        let workdir = try workdir(of: profile)
+
+        return LaunchPlan(
+            goalID: profile.goal.id,
+            namespaces: namespaces,
+            uidMap: IDMapping(inside: host.uid, outside: host.uid),
+            gidMap: IDMapping(inside: host.gid, outside: host.gid),
+            hostname: profile.goal.id,
+            mounts: mounts(for: fs),
+            landlock: try landlock(for: profile, host: host),
+            seccomp: seccomp(for: profile.syscalls),
+            rlimits: [ResourceLimit(.core, soft: 0, hard: 0)],
+            network: profile.network.mode,
+            command: argv,
+            environment: environment(for: profile.run.env),
+            workdir: workdir,
+            wallLimit: profile.limits.wall
+        )
+    }
+
+    // MARK: - Filesystem view
+
+    /// Whether `path` is `root` or lies beneath it (lexically).
+    public static func isBeneath(_ path: String, _ root: String) -> Bool {
+        root == "/" || path == root || path.hasPrefix(root + "/")
+    }
+
+    static func depth(_ path: String) -> Int {
+        path == "/" ? 0 : path.split(separator: "/").count
+    }
+
+    private static func checkReserved(_ fs: FilesystemSpec) throws(PlanError) {
+        for entry in fs.read + fs.write + fs.deny {
+            for reserved in reservedRoots where isBeneath(entry.path, reserved) {
+                throw PlanError("\(reserved) is built by Corral and cannot be bound or masked",
+                                at: entry.location,
+                                hint: "remove the entry; the sandbox gets a fresh \(reserved)")
+            }
+        }
+    }
+
+    /// The ordered mount steps: parents before children, so every target exists when its
+    /// step runs. At the same depth binds come first, then Corral's own filesystems, then masks.
+    static func mounts(for fs: FilesystemSpec) -> [MountStep] {
+        var steps: [MountStep] = []
+        for entry in fs.read {
+            steps.append(MountStep(.bind(readOnly: true), entry.path, optional: entry.optional, origin: entry.location))
+        }
+        for entry in fs.write {
+            steps.append(MountStep(.bind(readOnly: false), entry.path, noexec: true, optional: entry.optional,
+                                   origin: entry.location))
+        }
+        steps.append(MountStep(.tmpfs(mode: 0o755), "/dev", noexec: true))
+        for device in devices { steps.append(MountStep(.deviceBind, "/dev/\(device)", noexec: true)) }
+        steps.append(MountStep(.devpts, "/dev/pts", noexec: true))
+        steps.append(MountStep(.tmpfs(mode: 0o1777), "/dev/shm", noexec: true))
+        for (name, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                               ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            steps.append(MountStep(.symlink(to: target), "/dev/\(name)"))
+        }
+        steps.append(MountStep(.proc, "/proc", noexec: true))
+        // Host-global knobs stay read-only even for a run whose uid maps to host root.
+        steps.append(MountStep(.readOnly, "/proc/sys"))
+        steps.append(MountStep(.readOnly, "/proc/sysrq-trigger", optional: true))
+        if !fs.write.contains(where: { $0.path == "/tmp" }) && !fs.read.contains(where: { $0.path == "/tmp" }) {
+            steps.append(MountStep(.tmpfs(mode: 0o1777), "/tmp", noexec: true))
+        }
+        for entry in fs.deny {
+            steps.append(MountStep(.mask, entry.path, optional: true, origin: entry.location))
+        }
+        func rank(_ kind: MountStep.Kind) -> Int {
+            switch kind {
+            case .bind: 0
+            case .tmpfs, .proc, .devpts, .deviceBind, .symlink: 1
+            case .mask: 2
+            case .readOnly: 3
+            }
+        }
+        return steps.enumerated().sorted { a, b in
+            let (da, db) = (depth(a.element.path), depth(b.element.path))
+            if da != db { return da < db }
+            let (ra, rb) = (rank(a.element.kind), rank(b.element.kind))
+            return ra != rb ? ra < rb : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    private static func workdir(of profile: Profile) throws(PlanError) -> String {
+        let fs = profile.filesystem
+        guard let entry = profile.run.workdir else { return fs.write.first?.path ?? "/" }
+        let visible = (fs.read + fs.write).map(\.path) + ["/tmp"]
+        guard visible.contains(where: { isBeneath(entry.path, $0) }) else {
+            throw PlanError("\(entry.path) is not visible inside the sandbox", at: entry.location,
+                            hint: "add it (or a folder above it) to filesystem.read or filesystem.write")
+        }
+        return entry.path
+    }
+
+    // MARK: - Landlock
+
+    /// Landlock rights: read paths read-only, write paths read-write, only `exec` entries
+    /// (and the dynamic loader, which the kernel opens for execution too) executable.
+    static func landlock(for profile: Profile, host: HostFacts) throws(PlanError) -> LandlockPlan {
+        let fs = profile.filesystem
+        let abi = min(host.landlockABI, 7)
+        if abi < 1 && profile.landlock == .required {
+            throw PlanError("Landlock is not available on this kernel, and landlock is `required`",
+                            hint: "enable Landlock (CONFIG_SECURITY_LANDLOCK, lsm=…,landlock) or set `landlock: best-effort`")
+        }
+        var rules: [LandlockRule] = [LandlockRule("/", [.readDir], anchor: .sandbox)]
+        rules += fs.read.map { LandlockRule($0.path, .read, optional: $0.optional, origin: $0.location) }
+        rules += fs.write.map {
+            LandlockRule($0.path, LandlockAccess.read.union(.write), optional: $0.optional, origin: $0.location)
+        }
+        rules += fs.exec.map {
+            LandlockRule($0.path, [.readFile, .execute], isPattern: $0.path.contains(where: { "*?[".contains($0) }),
+                         optional: $0.optional, origin: $0.location)
+        }
+        rules += host.dynamicLoaders.map { LandlockRule($0, [.readFile, .execute], optional: true) }
+        rules.append(LandlockRule("/proc", .read, anchor: .sandbox))
+        rules.append(LandlockRule("/tmp", LandlockAccess.read.union(.write), anchor: .sandbox))
+        rules.append(LandlockRule("/dev/shm", LandlockAccess.read.union(.write), anchor: .sandbox))
+        rules.append(LandlockRule("/dev/pts", LandlockAccess.device.union(.readDir), anchor: .sandbox))
+        rules += devices.map { LandlockRule("/dev/\($0)", .device, anchor: .sandbox) }
+
+        let wanted = LandlockAccess.handled(atABI: 7)
+        let handled = LandlockAccess.handled(atABI: abi)
+        let dropped = wanted.subtracting(handled)
+        for index in rules.indices { rules[index].access.formIntersection(handled) }
+        let scoped: LandlockScope = abi >= 6 ? [.abstractUnixSocket, .signal] : []
+        return LandlockPlan(enforcement: profile.landlock, abi: abi, handled: handled, scoped: scoped,
+                            rules: abi >= 1 ? rules : [], dropped: abi >= 1 ? dropped : wanted)
+    }
+
+    // MARK: - Seccomp
+
+    static func seccomp(for spec: SyscallSpec) -> SeccompPlan {
+        let extraAllow = Set(spec.allow), extraDeny = Set(spec.deny)
+        var allowed = DefaultSyscallPolicy.allowed.subtracting(ArgumentRules.narrowedByArguments)
+        allowed.formUnion(extraAllow)
+        allowed.subtract(extraDeny)
+        allowed.remove("clone3")
+
+        var conditional: [ArgumentRule] = []
+        for rule in ArgumentRules.socketAllows + ArgumentRules.personalityAllows
+        where !allowed.contains(rule.syscall) && !extraDeny.contains(rule.syscall) {
+            conditional.append(rule)
+        }
+        let overlay = (ArgumentRules.cloneNamespaceDenials + ArgumentRules.ioctlDenials)
+            .filter { allowed.contains($0.syscall) }
+        var denied = DefaultSyscallPolicy.denied.filter { !allowed.contains($0.key) }
+            .map { (name: $0.key, reason: $0.value) }
+        denied += extraDeny.filter { DefaultSyscallPolicy.denied[$0] == nil }
+            .map { (name: $0, reason: "denied by the manifest") }
+        return SeccompPlan(
+            base: spec.base,
+            allowed: allowed.sorted(),
+            conditionalAllows: conditional,
+            argumentDenials: overlay,
+            enosys: extraAllow.contains("clone3") || extraDeny.contains("clone3") ? [] : ["clone3"],
+            denied: denied.sorted { $0.name < $1.name },
+            onDeny: spec.onDeny
+        )
+    }
+
+    // MARK: - Environment
+
+    static func environment(for env: EnvSpec) -> [EnvironmentEntry] {
+        env.pass.map { EnvironmentEntry(name: $0, source: .passed) }
+            + env.set.map { EnvironmentEntry(name: $0.name, source: .fixed($0.value)) }
+            + env.secrets.map { EnvironmentEntry(name: $0, source: .secret) }
+    }
+}

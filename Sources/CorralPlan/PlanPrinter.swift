@@ -1,0 +1,105 @@
+import CorralProfile
+
+/// The stable text form of a plan (what `corral explain` prints and golden tests compare).
+/// One decision per line, shaped like a command line; secrets print as `<secret>`.
+enum PlanPrinter {
+    static func text(of plan: LaunchPlan) -> String {
+        var lines: [String] = []
+        lines.append("goal \(plan.goalID)")
+        lines.append(plan.namespaces.description)
+        lines.append("uid-map \(plan.uidMap)")
+        lines.append("gid-map \(plan.gidMap)")
+        lines.append("hostname \(plan.hostname)")
+        lines.append("network \(plan.network.rawValue)" + (plan.network == .none ? " (loopback only)" : ""))
+
+        lines.append("")
+        lines.append("# filesystem: a new root on tmpfs, read-only once built, then pivot_root")
+        lines.append("tmpfs / mode=755")
+        lines += plan.mounts.map(\.description)
+
+        lines.append("")
+        lines += landlock(plan.landlock)
+
+        lines.append("")
+        lines += seccomp(plan.seccomp)
+
+        lines.append("")
+        lines.append("# process")
+        lines.append("capabilities drop all (bounding, ambient, permitted, effective, inheritable); securebits locked")
+        lines.append("no-new-privs")
+        lines += plan.rlimits.map(\.description)
+        if let wall = plan.wallLimit { lines.append("limit wall \(format(wall))") }
+        for entry in plan.environment {
+            switch entry.source {
+            case .fixed(let value): lines.append("env \(entry.name)=\(quote(value))")
+            case .passed: lines.append("env \(entry.name) (passed from the caller)")
+            case .secret: lines.append("env \(entry.name)=<secret> (passed from the caller)")
+            }
+        }
+        lines.append("chdir \(plan.workdir)")
+        lines.append("session new (no controlling terminal)")
+        lines.append("exec " + plan.command.map(quote).joined(separator: " "))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func landlock(_ plan: LandlockPlan) -> [String] {
+        guard plan.abi >= 1 else {
+            return ["# landlock: unavailable on this kernel; not enforced (\(plan.enforcement.rawValue))"]
+        }
+        var lines = ["# landlock ABI \(plan.abi) (\(plan.enforcement.rawValue)); everything not allowed below is denied"]
+        if !plan.dropped.isEmpty { lines.append("landlock cannot-enforce \(plan.dropped)") }
+        if !plan.scoped.isEmpty {
+            var scopes: [String] = []
+            if plan.scoped.contains(.abstractUnixSocket) { scopes.append("abstract-unix-socket") }
+            if plan.scoped.contains(.signal) { scopes.append("signal") }
+            lines.append("landlock scope " + scopes.joined(separator: " "))
+        }
+        lines += plan.rules.map(\.description)
+        return lines
+    }
+
+    private static func seccomp(_ plan: SeccompPlan) -> [String] {
+        var lines = [
+            "# seccomp (base \(plan.base.rawValue)): installed last, just before execve",
+            "seccomp default \(plan.onDeny); other architectures (i386, x32) kill the process",
+        ]
+        lines += wrap("seccomp allow", plan.allowed)
+        lines += plan.conditionalAllows.map { "seccomp allow-if \($0)" }
+        lines += plan.argumentDenials.map { "seccomp deny-if \($0) -> \(plan.onDeny)" }
+        lines += plan.enosys.map { "seccomp deny \($0) -> ENOSYS" }
+        lines += plan.denied.map { "seccomp deny \($0.name) -> \(plan.onDeny) # \($0.reason)" }
+        return lines
+    }
+
+    /// Long name lists, about eight names a line.
+    private static func wrap(_ prefix: String, _ names: [String]) -> [String] {
+        stride(from: 0, to: names.count, by: 8).map {
+            prefix + " " + names[$0..<min($0 + 8, names.count)].joined(separator: " ")
+        }
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
+
+    /// Shell-style quoting so the line can be read back unambiguously; control characters
+    /// are escaped so a manifest cannot drive the reader's terminal.
+    static func quote(_ word: String) -> String {
+        let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+        if plain && !word.isEmpty { return word }
+        var out = "'"
+        for scalar in word.unicodeScalars {
+            switch scalar {
+            case "'": out += "'\\''"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value):
+                out += "\\x" + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "'"
+    }
+}

@@ -1,0 +1,183 @@
+import Yams
+
+// MARK: - network
+
+extension ManifestParser {
+    /// Keys DESIGN.md gives `network` that this Corral does not implement.
+    static let laterNetworkKeys = ["allow", "forward", "ports", "proxy", "dns"]
+
+    func network(_ field: Field) throws(ProfileError) -> NetworkSpec {
+        var spec = NetworkSpec()
+        for entry in try reader.mapping(field) {
+            switch entry.key {
+            case "mode":
+                spec.mode = try networkMode(entry.value)
+            case let key where NameSuggestion.nearest(to: key, among: ["mode"]) != nil:
+                throw reader.unknownKey(entry, known: ["mode"])
+            default:
+                throw reader.error(line: entry.keyLine, keyPath: entry.value.keyPath,
+                                   "network.\(entry.key) is not supported yet by this Corral",
+                                   hint: "remove it; this Corral offers network.mode none or loopback")
+            }
+        }
+        return spec
+    }
+
+    private func networkMode(_ field: Field) throws(ProfileError) -> NetworkMode {
+        let text = try reader.string(field, expected: "a network mode")
+        guard let mode = NetworkMode(rawValue: text) else {
+            let near = NameSuggestion.nearest(to: text, among: NetworkMode.allCases.map(\.rawValue))
+            throw reader.error(field, "unknown network mode `\(text)`",
+                               hint: near.map { "did you mean `\($0)`?" } ?? "use none or loopback")
+        }
+        switch mode {
+        case .none, .loopback:
+            return mode
+        case .allowlist, .host:
+            throw reader.error(field, "network.mode `\(text)` is not supported yet; use none or loopback")
+        }
+    }
+}
+
+// MARK: - limits
+
+extension ManifestParser {
+    /// Limits DESIGN.md describes that this Corral does not enforce. Refusing them is safer than
+    /// a run that looks limited and is not.
+    static let laterLimitKeys = ["cpu", "cpu_quota", "memory", "processes", "open_files", "file_size", "output",
+                                 "write_total", "enforce"]
+
+    private static let durationHint = "write a number and a unit: 250ms, 30s, 5m, 1h or 1m30s"
+
+    func limits(_ field: Field) throws(ProfileError) -> Limits {
+        var limits = Limits()
+        for entry in try reader.mapping(field) {
+            switch entry.key {
+            case "wall":
+                limits.wall = try duration(entry.value, what: "the wall-clock limit")
+            case let key where Self.laterLimitKeys.contains(key):
+                throw reader.error(line: entry.keyLine, keyPath: entry.value.keyPath,
+                                   "limits.\(key) is not enforced yet by this Corral",
+                                   hint: "remove it; a limit that is not enforced would only look safe")
+            default:
+                throw reader.unknownKey(entry, known: ["wall"], alsoNear: Self.laterLimitKeys)
+            }
+        }
+        return limits
+    }
+
+    private func duration(_ field: Field, what: String) throws(ProfileError) -> Duration {
+        let text = try reader.string(field, expected: "a duration such as 30s")
+        guard let duration = ProfileLoader.parseDuration(text) else {
+            if !text.isEmpty, text.allSatisfy(\.isASCIIDigitCharacter) {
+                throw reader.error(field, "duration \"\(text)\" has no unit",
+                                   hint: "write \(text)s for seconds; units are ms, s, m and h")
+            }
+            throw reader.error(field, "invalid duration \"\(text)\"", hint: Self.durationHint)
+        }
+        guard duration > .zero else {
+            throw reader.error(field, "\(what) must be longer than zero", hint: Self.durationHint)
+        }
+        return duration
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigitCharacter: Bool { ("0"..."9").contains(self) }
+}
+
+// MARK: - syscalls
+
+extension ManifestParser {
+    static let laterSyscallKeys = ["watch"]
+
+    func syscalls(_ field: Field) throws(ProfileError) -> SyscallSpec {
+        var spec = SyscallSpec()
+        var allow: [Placed] = []
+        var deny: [Placed] = []
+        for entry in try reader.mapping(field) {
+            switch entry.key {
+            case "base":
+                let text = try reader.string(entry.value, expected: "a syscall base")
+                guard let base = SyscallBase(rawValue: text) else {
+                    throw reader.error(entry.value, "unknown syscall base `\(text)`",
+                                       hint: "this Corral has one base: default")
+                }
+                spec.base = base
+            case "allow":
+                allow = try syscallNames(entry.value)
+                spec.allow = allow.map(\.value)
+            case "deny":
+                deny = try syscallNames(entry.value)
+                spec.deny = deny.map(\.value)
+            case "on_deny":
+                spec.onDeny = try denyAction(entry.value)
+            case let key where Self.laterSyscallKeys.contains(key):
+                throw reader.error(line: entry.keyLine, keyPath: entry.value.keyPath,
+                                   "syscalls.\(key) is not supported yet by this Corral",
+                                   hint: "remove it; this Corral would not act on it")
+            default:
+                throw reader.unknownKey(entry, known: ["base", "allow", "deny", "on_deny"],
+                                        alsoNear: Self.laterSyscallKeys)
+            }
+        }
+        if let (earlier, later) = Placed.firstCommon(allow, deny) {
+            throw reader.error(
+                line: later.line, keyPath: later.keyPath,
+                "`\(later.value)` is also \(earlier.keyPath) (line \(earlier.line)); a syscall cannot be both allowed and denied",
+                hint: "remove one of the two")
+        }
+        return spec
+    }
+
+    private static let sortedSyscallNames = KnownSyscalls.names.sorted()
+
+    private func syscallNames(_ field: Field) throws(ProfileError) -> [Placed] {
+        let items = try reader.list(field, expected: "a list of syscall names") {
+            "write a list, even for one name: [\($0)]"
+        }
+        var names: [Placed] = []
+        for item in items {
+            let name = try reader.string(item, expected: "a syscall name")
+            guard KnownSyscalls.names.contains(name) else {
+                let near = NameSuggestion.nearest(to: name, among: Self.sortedSyscallNames)
+                throw reader.error(item, "unknown syscall `\(name)`",
+                                   hint: near.map { "did you mean `\($0)`?" }
+                                       ?? "use Linux syscall names as in syscalls(2), such as `ptrace`")
+            }
+            names.append(Placed(value: name, keyPath: item.keyPath, line: item.line))
+        }
+        if let (earlier, later) = Placed.firstRepeat(in: names) {
+            throw reader.error(line: later.line, keyPath: later.keyPath,
+                               "`\(later.value)` is listed twice; first at \(earlier.keyPath) (line \(earlier.line))",
+                               hint: "list each syscall once")
+        }
+        return names
+    }
+
+    private func denyAction(_ field: Field) throws(ProfileError) -> DenyAction {
+        let text = try reader.string(field, expected: "an errno name or kill")
+        if text == "kill" { return .kill }
+        if let value = ErrnoNames.value(named: text) { return .errno(value) }
+        let names = ErrnoNames.all.map(\.name)
+        let near = NameSuggestion.nearest(to: text, among: names + ["kill"])
+            ?? NameSuggestion.nearest(to: text.uppercased(), among: names)
+        throw reader.error(field, "unknown on_deny action `\(text)`",
+                           hint: near.map { "did you mean `\($0)`?" }
+                               ?? "use an errno name such as EPERM, EACCES or ENOSYS, or kill")
+    }
+}
+
+// MARK: - landlock
+
+extension ManifestParser {
+    func landlock(_ field: Field) throws(ProfileError) -> Enforcement {
+        let text = try reader.string(field, expected: "required or best-effort")
+        guard let enforcement = Enforcement(rawValue: text) else {
+            let near = NameSuggestion.nearest(to: text, among: ["required", "best-effort"])
+            throw reader.error(field, "unknown landlock mode `\(text)`",
+                               hint: near.map { "did you mean `\($0)`?" } ?? "use required or best-effort")
+        }
+        return enforcement
+    }
+}

@@ -1,0 +1,177 @@
+/// A goal manifest (version 1), decoded and validated.
+///
+/// Every field has a safe default. Paths are absolute and normalised (no `.`, `..` or
+/// repeated `/`); relative paths in the file were resolved against the manifest's folder and
+/// `~` against the home directory given to the loader. Nothing here has touched the
+/// filesystem: existence and symlinks are checked when the plan is materialised.
+public struct Profile: Sendable, Hashable {
+    public var version: Int = 1
+    public var goal: Goal
+    public var run: RunSpec = RunSpec()
+    public var filesystem: FilesystemSpec = FilesystemSpec()
+    public var network: NetworkSpec = NetworkSpec()
+    public var limits: Limits = Limits()
+    public var syscalls: SyscallSpec = SyscallSpec()
+    public var landlock: Enforcement = .required
+    /// Where the manifest came from; used to name locations in later errors.
+    public var source: ProfileSource
+
+    public init(goal: Goal, source: ProfileSource) {
+        self.goal = goal
+        self.source = source
+    }
+}
+
+/// The file a profile was read from and the folder relative paths resolve against.
+public struct ProfileSource: Sendable, Hashable {
+    /// The manifest's path as the user named it (used verbatim in messages).
+    public var file: String
+    /// Absolute folder of the manifest.
+    public var directory: String
+
+    public init(file: String, directory: String) {
+        self.file = file
+        self.directory = directory
+    }
+}
+
+/// A place in a manifest: file, line and the key path (`filesystem.write[1]`).
+public struct ManifestLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var keyPath: String
+
+    public init(file: String, line: Int, keyPath: String) {
+        self.file = file
+        self.line = line
+        self.keyPath = keyPath
+    }
+
+    /// `profiles/x.yaml:12: filesystem.write[1]`
+    public var description: String { "\(file):\(line): \(keyPath)" }
+}
+
+public struct Goal: Sendable, Hashable {
+    /// `[a-z0-9-]+`, at most 63 characters (it becomes the sandbox's hostname).
+    public var id: String
+    public var intent: String?
+    public var agent: String?
+
+    public init(id: String, intent: String? = nil, agent: String? = nil) {
+        self.id = id
+        self.intent = intent
+        self.agent = agent
+    }
+}
+
+public struct RunSpec: Sendable, Hashable {
+    /// The default command; the CLI's own command overrides it. Empty when not given.
+    public var command: [String] = []
+    /// Working directory inside the sandbox; `nil` means `/`… unless a write path exists,
+    /// in which case the first write path is used (see `CorralPlan`).
+    public var workdir: PathEntry?
+    public var env: EnvSpec = EnvSpec()
+
+    public init() {}
+}
+
+public struct EnvSpec: Sendable, Hashable {
+    /// Names copied from Corral's own environment when present.
+    public var pass: [String] = []
+    /// Fixed values, in manifest order.
+    public var set: [EnvVariable] = []
+    /// Names copied from Corral's environment whose values never appear in output.
+    public var secrets: [String] = []
+
+    public init() {}
+}
+
+public struct EnvVariable: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One path of `filesystem.*` or `run.workdir`.
+public struct PathEntry: Sendable, Hashable {
+    /// Absolute, normalised. For `exec` entries it may hold glob characters (`*`, `?`, `[`).
+    public var path: String
+    /// When true a missing path is skipped (bubblewrap's `--ro-bind-try`).
+    public var optional: Bool
+    public var location: ManifestLocation
+
+    public init(path: String, optional: Bool = false, location: ManifestLocation) {
+        self.path = path
+        self.optional = optional
+        self.location = location
+    }
+}
+
+public struct FilesystemSpec: Sendable, Hashable {
+    /// Visible read-only.
+    public var read: [PathEntry] = []
+    /// Visible read-write (transactional in a later version).
+    public var write: [PathEntry] = []
+    /// The only files that may be executed (globs allowed). They must lie under a read path.
+    public var exec: [PathEntry] = []
+    /// Masked even inside an allowed tree.
+    public var deny: [PathEntry] = []
+
+    public init() {}
+}
+
+public enum NetworkMode: String, Sendable, Hashable, CaseIterable {
+    case none, loopback, allowlist, host
+}
+
+public struct NetworkSpec: Sendable, Hashable {
+    public var mode: NetworkMode = .none
+    public init() {}
+}
+
+public struct Limits: Sendable, Hashable {
+    /// Wall-clock limit; the whole tree is killed when it passes.
+    public var wall: Duration?
+    public init() {}
+}
+
+public enum Enforcement: String, Sendable, Hashable {
+    case required
+    case bestEffort = "best-effort"
+}
+
+/// What a denied syscall does.
+public enum DenyAction: Sendable, Hashable, CustomStringConvertible {
+    /// Fail with this errno (a positive number; see `ErrnoNames`).
+    case errno(Int32)
+    /// Kill the whole process with SIGSYS.
+    case kill
+
+    public var description: String {
+        switch self {
+        case .errno(let value): ErrnoNames.name(of: value) ?? "errno \(value)"
+        case .kill: "kill"
+        }
+    }
+}
+
+public enum SyscallBase: String, Sendable, Hashable, CaseIterable {
+    /// An allow-list at least as strict as Docker's default profile.
+    case `default`
+}
+
+public struct SyscallSpec: Sendable, Hashable {
+    public var base: SyscallBase = .default
+    /// Extra syscalls allowed on top of the base.
+    public var allow: [String] = []
+    /// Syscalls removed from what the base allows.
+    public var deny: [String] = []
+    /// What every denied syscall does (default: EPERM).
+    public var onDeny: DenyAction = .errno(1)
+
+    public init() {}
+}

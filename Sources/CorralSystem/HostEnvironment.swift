@@ -1,0 +1,136 @@
+import CCorralLaunch
+import Glibc
+import SystemPackage
+
+/// Small pieces of the supervisor's own process state, so the `Corral` layer needs no libc.
+public enum HostEnvironment {
+    /// The whole of a (small) file.
+    public static func readFile(_ path: String) throws(Errno) -> [UInt8] {
+        let fd = FileDescriptor(rawValue: try valueOrErrno { system_open(path, O_RDONLY | O_CLOEXEC) }.get())
+        defer { fd.closeChecked() }
+        var bytes: [UInt8] = []
+        while true {
+            let chunk = try fd.readFully(count: 65536)
+            bytes += chunk
+            if chunk.count < 65536 { return bytes }
+        }
+    }
+
+    /// Writes `bytes` to `path` (created 0644, truncated).
+    public static func writeFile(_ path: String, _ bytes: [UInt8]) throws(Errno) {
+        let fd = FileDescriptor(rawValue: try valueOrErrno {
+            Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        }.get())
+        defer { fd.closeChecked() }
+        try fd.writeFully(bytes)
+    }
+
+    public static func currentDirectory() -> String {
+        guard let cwd = unsafe getcwd(nil, 0) else { return "/" }
+        defer { unsafe free(cwd) }
+        return unsafe String(cString: cwd)
+    }
+
+    public static func variable(_ name: String) -> String? {
+        unsafe getenv(name).map { unsafe String(cString: $0) }
+    }
+
+    /// The process environment as a dictionary.
+    public static func environment() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = unsafe environ
+        while let entry = unsafe pointer.pointee {
+            let text = unsafe String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            unsafe pointer += 1
+        }
+        return result
+    }
+
+    /// Monotonic time in seconds.
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        unsafe clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// The current time as RFC 3339 with nanoseconds, UTC.
+    public static func rfc3339Now() -> String {
+        var ts = timespec()
+        unsafe clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var parts = tm()
+        unsafe gmtime_r(&t, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let nanos = String(ts.tv_nsec)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+            + String(repeating: "0", count: 9 - nanos.count) + nanos + "Z"
+    }
+
+    /// Starts a detached thread running `body` (a plain pthread: it must not be a pooled
+    /// thread that might exit while the sandbox runs).
+    public static func startThread(_ body: @escaping @Sendable () -> Void) {
+        final class Box: @unchecked Sendable {  // handed to exactly one thread
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = unsafe pthread_create(&thread, nil, { raw in
+            let box = unsafe Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create: \(rc)")
+        pthread_detach(thread)
+    }
+}
+
+/// Signals forwarded into a sandbox: blocked in every thread, read from a signalfd.
+public final class SignalWatcher: @unchecked Sendable {
+    // @unchecked: the descriptor is set once and only read.
+    public let descriptor: Int32
+
+    /// Blocks `signals` in the calling thread (threads created afterwards inherit the mask).
+    public static func block(_ signals: [Int32]) {
+        _ = unsafe signals.withUnsafeBufferPointer { unsafe corral_block_signals($0.baseAddress, Int32($0.count)) }
+    }
+
+    public init?(_ signals: [Int32]) {
+        let fd = unsafe signals.withUnsafeBufferPointer { unsafe corral_signalfd($0.baseAddress, Int32($0.count)) }
+        guard fd >= 0 else { return nil }
+        descriptor = fd
+    }
+
+    deinit { FileDescriptor(rawValue: descriptor).closeChecked() }
+
+    /// The next pending signal, if any.
+    public func next() -> Int32? {
+        let signal = corral_signalfd_read(descriptor)
+        return signal > 0 ? signal : nil
+    }
+}
+
+/// Waits until one of `descriptors` is readable or `timeoutMilliseconds` pass (-1: forever).
+/// Returns the readable ones.
+///
+/// The corresponding C function is `poll`.
+public func pollReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) -> [Int32] {
+    var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    let rc = unsafe valueOrErrno { unsafe poll(&fds, nfds_t(fds.count), timeoutMilliseconds) }
+    guard case .success(let count) = rc, count > 0 else { return [] }
+    return fds.filter { $0.revents != 0 }.map(\.fd)
+}
+
+extension HostEnvironment {
+    /// Writes text to fd 2 unbuffered.
+    public static func writeStandardError(_ text: String) {
+        try? FileDescriptor(rawValue: 2).writeFully(Array(text.utf8))
+    }
+}

@@ -1,0 +1,143 @@
+import CCap
+import CCorralLaunch
+import CorralPlan
+import Glibc
+
+/// Everything Corral learns about the host, in one place: `HostFacts` for the compiler and
+/// the wider report `corral probe` prints. Roots are parameters so tests can point them at
+/// a fixture tree.
+public struct HostProbe: Sendable {
+    public var procRoot: String
+    public var cgroupRoot: String
+
+    public init(procRoot: String = "/proc", cgroupRoot: String = "/sys/fs/cgroup") {
+        self.procRoot = procRoot
+        self.cgroupRoot = cgroupRoot
+    }
+
+    /// The compiler's view of this host.
+    public func facts() -> HostFacts {
+        HostFacts(
+            uid: geteuid(), gid: getegid(),
+            userNamespaces: userNamespacesAllowed(),
+            landlockABI: max(0, Int(corral_landlock_abi())),
+            seccompUserNotification: corral_seccomp_has_user_notif() == 1,
+            architecture: architecture(),
+            dynamicLoaders: dynamicLoaders()
+        )
+    }
+
+    func architecture() -> String {
+        var name = utsname()
+        uname(&name)
+        return unsafe withUnsafeBytes(of: &name.machine) { raw in
+            unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+    }
+
+    func readSmallFile(_ path: String) -> String? {
+        guard let fd = try? FileDescriptorReader.open(path) else { return nil }
+        return fd
+    }
+
+    func userNamespacesAllowed() -> Bool {
+        if let text = readSmallFile("\(procRoot)/sys/user/max_user_namespaces"),
+           Int(text.trimmingSpace) == 0 { return false }
+        if geteuid() != 0, let text = readSmallFile("\(procRoot)/sys/kernel/unprivileged_userns_clone"),
+           Int(text.trimmingSpace) == 0 { return false }
+        return true
+    }
+
+    /// The ELF interpreters present, canonicalised (the kernel opens them for execution, so
+    /// Landlock must grant them `execute`).
+    func dynamicLoaders() -> [String] {
+        var found: Set<String> = []
+        for pattern in ["/lib64/ld-linux*.so*", "/lib/ld-linux*.so*", "/lib/*-linux-gnu/ld-linux*.so*",
+                        "/usr/lib64/ld-linux*.so*", "/usr/lib/*-linux-gnu/ld-linux*.so*", "/lib/ld-musl-*.so*"] {
+            for path in expandGlob(pattern) {
+                if let real = try? canonicalPath(path) { found.insert(real) }
+            }
+        }
+        return found.sorted()
+    }
+
+    // MARK: - The wider report
+
+    public struct Report: Sendable, Codable {
+        public var facts: HostFacts
+        public var kernel: String
+        public var capLastCap: Int
+        public var cgroupVersion: String
+        public var cgroupControllers: [String: String]
+        public var overlayfs: Bool
+        public var seccompKillProcess: Bool
+    }
+
+    public func report() -> Report {
+        var name = utsname()
+        uname(&name)
+        let release = unsafe withUnsafeBytes(of: &name.release) { raw in
+            unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        let (version, controllers) = cgroups()
+        return Report(
+            facts: facts(), kernel: release, capLastCap: Int(cap_max_bits()) - 1,
+            cgroupVersion: version, cgroupControllers: controllers,
+            overlayfs: (readSmallFile("\(procRoot)/filesystems") ?? "").contains("\toverlay\n"),
+            seccompKillProcess: corral_seccomp_action_available(0x8000_0000) == 1
+        )
+    }
+
+    /// "v2" (unified only), "hybrid" (v1 controllers + a v2 tree) or "v1"; and where each
+    /// controller Corral cares about lives.
+    func cgroups() -> (String, [String: String]) {
+        var controllers: [String: String] = [:]
+        let unified = readSmallFile("\(cgroupRoot)/cgroup.controllers")
+        if let unified {
+            for c in unified.split(whereSeparator: { $0 == " " || $0 == "\n" }) { controllers[String(c)] = "v2" }
+            return ("v2", controllers)
+        }
+        let hybrid = readSmallFile("\(cgroupRoot)/unified/cgroup.controllers")
+        for c in (hybrid ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }) { controllers[String(c)] = "v2" }
+        for c in ["memory", "pids", "cpu", "freezer", "cpuacct"] where access("\(cgroupRoot)/\(c)/tasks", F_OK) == 0 {
+            controllers[c] = "v1"
+        }
+        return (hybrid == nil ? "v1" : "hybrid", controllers)
+    }
+}
+
+/// glob(3) without sorting surprises; an empty list when nothing matches.
+func expandGlob(_ pattern: String) -> [String] {
+    var result = glob_t()
+    defer { unsafe globfree(&result) }
+    guard unsafe glob(pattern, 0, nil, &result) == 0 else { return [] }
+    return unsafe (0..<Int(result.gl_pathc)).compactMap { index in
+        unsafe result.gl_pathv[index].map { unsafe String(cString: $0) }
+    }
+}
+
+/// Small text files (procfs, sysfs); nil when unreadable.
+enum FileDescriptorReader {
+    static func open(_ path: String) throws -> String? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = unsafe chunk.withUnsafeMutableBytes { unsafe Glibc.read(fd, $0.baseAddress, 4096) }
+            if n <= 0 { break }
+            bytes += chunk[..<n]
+            if bytes.count > 1 << 20 { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension String {
+    var trimmingSpace: Substring {
+        let start = firstIndex { !$0.isWhitespace } ?? endIndex
+        let end = lastIndex { !$0.isWhitespace }.map { index(after: $0) } ?? endIndex
+        return start < end ? self[start..<end] : ""
+    }
+}

@@ -1,0 +1,139 @@
+import CCorralLaunch
+import CorralPlan
+import CorralProfile
+import Glibc
+import SystemPackage
+
+/// A running sandbox: its init (pid 1 inside), a pidfd for it, and the pipe on which init
+/// reports the command's wait status.
+public final class SandboxProcess: @unchecked Sendable {
+    // @unchecked: the descriptors are set once; `reap` and `signal` go through the kernel,
+    // which orders them, and the supervisor calls `reap` from one thread.
+    public let pid: pid_t
+    let pidfd: FileDescriptor
+    let statusRead: FileDescriptor
+    private var reaped = false
+
+    init(pid: pid_t, pidfd: FileDescriptor, statusRead: FileDescriptor) {
+        self.pid = pid
+        self.pidfd = pidfd
+        self.statusRead = statusRead
+    }
+
+    deinit {
+        if !reaped { _ = corral_pidfd_send_signal(pidfd.rawValue, SIGKILL); _ = reap() }
+        pidfd.closeChecked()
+        statusRead.closeChecked()
+    }
+
+    /// The pidfd, for polling (readable when init has exited).
+    public var pollDescriptor: Int32 { pidfd.rawValue }
+
+    /// Sends `signal` to the sandbox's init, which forwards SIGTERM, SIGINT, SIGHUP … to the
+    /// command; SIGKILL ends init and with it every process of the sandbox.
+    ///
+    /// The corresponding C function is `pidfd_send_signal`.
+    public func signal(_ signal: Int32) {
+        _ = corral_pidfd_send_signal(pidfd.rawValue, signal)
+    }
+
+    /// How the sandbox ended.
+    public enum Exit: Sendable, Hashable {
+        /// The command's own wait status, as init reported it.
+        case command(status: Int32)
+        /// init died without reporting (it was killed): its own wait status.
+        case initOnly(status: Int32)
+    }
+
+    /// Waits for init to end and reaps it. Blocks.
+    ///
+    /// The corresponding C function is `waitid(P_PIDFD)`.
+    public func reap() -> Exit {
+        var initStatus: Int32 = 0
+        let rc = corral_pidfd_wait(pidfd.rawValue, &initStatus, 0)
+        reaped = true
+        let bytes = (try? statusRead.readFully(count: 4)) ?? []
+        if bytes.count == 4 {
+            let status = bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+            return .command(status: status)
+        }
+        return .initOnly(status: rc == 0 ? initStatus : 0x7F00)
+    }
+}
+
+/// Clones a prepared launch into its namespaces and waits until the command has been
+/// executed (or a setup step failed). Blocking: run it on a thread that lives as long as the
+/// sandbox, because PR_SET_PDEATHSIG fires when the *thread* that cloned the child exits.
+public enum Launcher {
+    /// Where the new root is assembled before pivot_root (inside the sandbox's own mount
+    /// namespace; the host never sees it).
+    public static let rootBase = "/tmp"
+
+    /// - Parameter stdio: descriptors for the command's 0, 1, 2; -1 inherits Corral's own.
+    /// - Throws: `CorralError` with the failing stage, index and errno.
+    public static func launch(_ prepared: PreparedLaunch,
+                              stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> SandboxProcess {
+        let sync, report, status: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
+        do {
+            sync = try FileDescriptor.closeOnExecPipe()
+            report = try FileDescriptor.closeOnExecPipe()
+            status = try FileDescriptor.closeOnExecPipe()
+        } catch {
+            throw CorralError(.setupFailed, operation: "pipe2", errno: error)
+        }
+        let cloned = cloneSandbox(prepared, stdio: stdio, syncRead: sync.readEnd, reportWrite: report.writeEnd,
+                                  statusWrite: status.writeEnd, rootBase: rootBase)
+        sync.readEnd.closeChecked()
+        report.writeEnd.closeChecked()
+        status.writeEnd.closeChecked()
+        defer { report.readEnd.closeChecked() }
+        guard case .success(let child) = cloned else {
+            sync.writeEnd.closeChecked()
+            status.readEnd.closeChecked()
+            if case .failure(let error) = cloned {
+                throw CorralError(.kernelUnsupported, operation: "clone3", errno: error,
+                                  hint: error == .permissionDenied || error == .invalidArgument
+                                      ? "this host does not let this user create the sandbox's namespaces; see `corral probe`"
+                                      : nil)
+            }
+            fatalError("unreachable")
+        }
+        let process = SandboxProcess(pid: child.pid, pidfd: FileDescriptor(rawValue: child.pidfd),
+                                     statusRead: status.readEnd)
+        // Go. Until this byte arrives the child waits, so it cannot outlive a parent that died
+        // before PR_SET_PDEATHSIG was in place.
+        try? sync.writeEnd.writeFully([1])
+        sync.writeEnd.closeChecked()
+
+        // End-of-file: the command was executed (every copy of the write end is close-on-exec
+        // or closed by init once the command is running).
+        let record = (try? report.readEnd.readFully(count: MemoryLayout<corral_child_failure>.size)) ?? []
+        guard record.count == MemoryLayout<corral_child_failure>.size else { return process }
+        let failure = record.withUnsafeBytes { $0.loadUnaligned(as: corral_child_failure.self) }
+        _ = process.reap()
+        let stage = LaunchStage(rawValue: failure.stage)
+        let errno = Errno(rawValue: failure.err)
+        throw CorralError(stage == .exec ? .execFailed : .setupFailed, stage: stage, index: failure.index,
+                          operation: stage?.operation ?? "setup", path: path(for: stage, index: failure.index, in: prepared),
+                          errno: errno, location: location(for: stage, index: failure.index, in: prepared))
+    }
+
+    /// The path a failed step was working on, for the message.
+    static func path(for stage: LaunchStage?, index: UInt32, in prepared: PreparedLaunch) -> String? {
+        let i = Int(index)
+        switch stage {
+        case .mountSources where i < prepared.mountOps.count: return prepared.mountOps[i].source
+        case .mounts where i < prepared.mountOps.count: return "/" + prepared.mountOps[i].target
+        case .landlockRules where i < prepared.landlockChildRules.count: return prepared.landlockChildRules[i].path
+        case .chdir: return prepared.plan.workdir
+        case .exec: return prepared.plan.command.first
+        default: return nil
+        }
+    }
+
+    static func location(for stage: LaunchStage?, index: UInt32, in prepared: PreparedLaunch) -> ManifestLocation? {
+        guard stage == .mountSources || stage == .mounts, Int(index) < prepared.mountOps.count else { return nil }
+        let target = "/" + prepared.mountOps[Int(index)].target
+        return prepared.plan.mounts.first { $0.path == target }?.origin
+    }
+}

@@ -1,0 +1,243 @@
+import CCap
+import CCorralLaunch
+import CorralPlan
+import CorralProfile
+import Glibc
+import SystemPackage
+
+/// A plan made concrete for this host, in the parent, before clone: host paths resolved
+/// (canonical path, device, inode), exec globs expanded, the Landlock ruleset built, the
+/// seccomp programs compiled, argv/envp and the PATH search prepared.
+public final class PreparedLaunch: @unchecked Sendable {
+    // @unchecked: immutable after init except `ruleset`, which only `consumeRuleset` clears,
+    // and the launcher uses a prepared launch from one thread at a time.
+    struct MountOp {
+        var kind: corral_mount_kind
+        var flags: UInt32
+        var mode: UInt32 = 0
+        var source: String?
+        var target: String
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
+    }
+
+    public let plan: LaunchPlan
+    var mountOps: [MountOp] = []
+    var landlockRuleset: FileDescriptor?
+    var landlockChildRules: [(path: String, access: UInt64)] = []
+    public internal(set) var seccompPrograms: [SeccompProgram] = []
+    var execCandidates: [String] = []
+    var environment: [String] = []
+    public let capLastCap: UInt32
+    /// Host paths skipped because they are optional and missing (for the report).
+    public internal(set) var skipped: [String] = []
+
+    init(plan: LaunchPlan) {
+        self.plan = plan
+        self.capLastCap = UInt32(max(0, cap_max_bits() - 1))
+    }
+
+    deinit { landlockRuleset?.closeChecked() }
+}
+
+public enum Materializer {
+    /// - Parameter environment: the caller's environment, for `env.pass` and `env.secrets`.
+    /// - Throws: `CorralError` naming the manifest entry and the errno when a path cannot be used.
+    public static func prepare(_ plan: LaunchPlan,
+                               environment: [String: String]) throws(CorralError) -> PreparedLaunch {
+        let prepared = PreparedLaunch(plan: plan)
+        try prepareMounts(plan, into: prepared)
+        if plan.landlock.abi >= 1 { try prepareLandlock(plan, into: prepared) }
+        prepared.seccompPrograms = try SeccompCompiler.compile(plan.seccomp)
+        prepareCommand(plan, environment: environment, into: prepared)
+        return prepared
+    }
+
+    // MARK: - Mounts
+
+    private static func prepareMounts(_ plan: LaunchPlan, into prepared: PreparedLaunch) throws(CorralError) {
+        // Folders Corral itself made (on the root tmpfs or a fresh tmpfs): mount points may be
+        // created in them. Inside a bound host tree, every target must already exist.
+        var ownFolders: Set<String> = ["/"]
+        var hostTrees: [String] = []
+
+        func insideHostTree(_ path: String) -> Bool {
+            // The deepest enclosing mount decides.
+            let host = hostTrees.filter { PlanCompiler.isBeneath(path, $0) && path != $0 }
+                .max { $0.count < $1.count }
+            let own = ownFolders.filter { PlanCompiler.isBeneath(path, $0) && path != $0 }
+                .max { $0.count < $1.count } ?? "/"
+            guard let host else { return false }
+            return host.count > own.count
+        }
+
+        func makeParents(of path: String) {
+            var prefix = ""
+            let parts = path.split(separator: "/").dropLast()
+            for part in parts {
+                prefix += "/" + part
+                if ownFolders.contains(prefix) || insideHostTree(prefix) { continue }
+                if hostTrees.contains(prefix) { continue }
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MKDIR, flags: 0, mode: 0o755, target: rel(prefix)))
+                ownFolders.insert(prefix)
+            }
+        }
+
+        func makeLeaf(_ path: String, directory: Bool) {
+            guard !insideHostTree(path), path != "/" else { return }
+            makeParents(of: path)
+            if directory {
+                if !ownFolders.contains(path) {
+                    prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MKDIR, flags: 0, mode: 0o755, target: rel(path)))
+                }
+            } else {
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MKFILE, flags: 0, mode: 0o600, target: rel(path)))
+            }
+        }
+
+        for step in plan.mounts {
+            var flags: UInt32 = UInt32(CORRAL_MOUNT_F_NOSUID.rawValue | CORRAL_MOUNT_F_NODEV.rawValue)
+            if step.noexec { flags |= UInt32(CORRAL_MOUNT_F_NOEXEC.rawValue) }
+            switch step.kind {
+            case .bind, .deviceBind:
+                let readOnly: Bool
+                if case .bind(let ro) = step.kind { readOnly = ro } else { readOnly = false }
+                guard let resolved = try resolve(step.path, optional: step.optional, origin: step.origin,
+                                                 operation: "bind", into: prepared) else { continue }
+                if readOnly { flags |= UInt32(CORRAL_MOUNT_F_RDONLY.rawValue) }
+                if case .deviceBind = step.kind { flags &= ~UInt32(CORRAL_MOUNT_F_NODEV.rawValue) }
+                makeLeaf(step.path, directory: resolved.identity.isDirectory)
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_BIND, flags: flags, source: resolved.path,
+                                               target: rel(step.path), device: resolved.identity.device,
+                                               inode: resolved.identity.inode))
+                if case .bind = step.kind { hostTrees.append(step.path) }
+            case .tmpfs(let mode):
+                makeLeaf(step.path, directory: true)
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_TMPFS, flags: flags, mode: mode, target: rel(step.path)))
+                ownFolders.insert(step.path)
+                hostTrees.removeAll { $0 == step.path }
+            case .proc:
+                makeLeaf(step.path, directory: true)
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_PROC, flags: flags, target: rel(step.path)))
+            case .devpts:
+                makeLeaf(step.path, directory: true)
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_DEVPTS, flags: flags, target: rel(step.path)))
+            case .symlink(let to):
+                makeParents(of: step.path)
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_SYMLINK, flags: 0, source: to, target: rel(step.path)))
+            case .mask:
+                // Only what is visible needs hiding: a path outside every bound tree is absent anyway.
+                guard insideHostTree(step.path), let real = try? canonicalPath(step.path),
+                      let fd = try? FileDescriptor.openPath(real), let identity = try? FileIdentity(of: fd) else {
+                    continue
+                }
+                fd.closeChecked()
+                var maskFlags = flags | UInt32(CORRAL_MOUNT_F_NOEXEC.rawValue)
+                if identity.isDirectory { maskFlags |= UInt32(CORRAL_MOUNT_F_DIRECTORY.rawValue) }
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(step.path)))
+            case .readOnly:
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_READONLY,
+                                               flags: flags | (step.optional ? UInt32(CORRAL_MOUNT_F_OPTIONAL.rawValue) : 0),
+                                               target: rel(step.path)))
+            }
+        }
+    }
+
+    private static func rel(_ path: String) -> String { String(path.drop { $0 == "/" }) }
+
+    struct ResolvedPath {
+        var path: String
+        var identity: FileIdentity
+    }
+
+    /// Canonical path and identity of a host path; nil for a missing optional one.
+    private static func resolve(_ path: String, optional: Bool, origin: ManifestLocation?, operation: String,
+                                into prepared: PreparedLaunch) throws(CorralError) -> ResolvedPath? {
+        do {
+            let real = try canonicalPath(path)
+            let fd = try FileDescriptor.openPath(real)
+            defer { fd.closeChecked() }
+            return ResolvedPath(path: real, identity: try FileIdentity(of: fd))
+        } catch {
+            if optional && (error == .noSuchFileOrDirectory || error == .notDirectory) {
+                prepared.skipped.append(path)
+                return nil
+            }
+            throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,
+                              hint: error == .noSuchFileOrDirectory
+                                  ? "create it, fix the path, or mark the entry optional: {path: \(path), optional: true}"
+                                  : nil)
+        }
+    }
+
+    // MARK: - Landlock
+
+    private static func prepareLandlock(_ plan: LaunchPlan, into prepared: PreparedLaunch) throws(CorralError) {
+        let landlock = plan.landlock
+        let fd = corral_landlock_create_ruleset(landlock.handled.rawValue, 0, landlock.scoped.rawValue)
+        guard fd >= 0 else {
+            throw CorralError(.kernelUnsupported, stage: .landlock, operation: "landlock_create_ruleset",
+                              errno: Errno(rawValue: -fd))
+        }
+        let ruleset = FileDescriptor(rawValue: fd)
+        prepared.landlockRuleset = ruleset
+        for rule in landlock.rules {
+            if rule.anchor == .sandbox {
+                prepared.landlockChildRules.append((rule.path, rule.access.rawValue))
+                continue
+            }
+            var paths = [rule.path]
+            if rule.isPattern {
+                paths = expandGlob(rule.path)
+                if paths.isEmpty && !rule.optional {
+                    throw CorralError(.profileInvalid, operation: "expand exec pattern", path: rule.path,
+                                      location: rule.origin, message: "matches no file",
+                                      hint: "fix the pattern, or mark it optional")
+                }
+            }
+            for path in paths {
+                guard let resolved = try resolve(path, optional: rule.optional, origin: rule.origin,
+                                                 operation: "landlock rule", into: prepared) else { continue }
+                let target: FileDescriptor
+                do { target = try FileDescriptor.openPath(resolved.path) } catch {
+                    throw CorralError(.setupFailed, operation: "open", path: resolved.path, errno: error, location: rule.origin)
+                }
+                defer { target.closeChecked() }
+                var access = rule.access
+                if !resolved.identity.isDirectory { access.formIntersection(.fileRights) }
+                let rc = corral_landlock_add_path_rule(ruleset.rawValue, target.rawValue, access.rawValue)
+                if rc < 0 {
+                    throw CorralError(.setupFailed, stage: .landlockRules, operation: "landlock_add_rule",
+                                      path: resolved.path, errno: Errno(rawValue: -rc), location: rule.origin)
+                }
+            }
+        }
+    }
+
+    // MARK: - Command and environment
+
+    private static func prepareCommand(_ plan: LaunchPlan, environment: [String: String],
+                                       into prepared: PreparedLaunch) {
+        var env: [String: String] = [:]
+        var order: [String] = []
+        for entry in plan.environment {
+            let value: String?
+            switch entry.source {
+            case .fixed(let text): value = text
+            case .passed, .secret: value = environment[entry.name]
+            }
+            guard let value else { continue }
+            if env[entry.name] == nil { order.append(entry.name) }
+            env[entry.name] = value
+        }
+        prepared.environment = order.map { "\($0)=\(env[$0]!)" }
+
+        let program = plan.command[0]
+        if program.contains("/") {
+            prepared.execCandidates = [program]
+        } else {
+            let search = env["PATH"].map { $0.split(separator: ":").map(String.init) } ?? PlanCompiler.defaultSearchPath
+            prepared.execCandidates = search.filter { !$0.isEmpty }.map { "\($0)/\(program)" }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import Testing
+@testable import CorralProfile
+
+/// Exact errors for `network`, `limits`, `syscalls` and `landlock`.
+@Suite struct PolicyErrorTests {
+    // MARK: - network
+
+    static let networkCases: [BadManifest] = [
+        BadManifest(name: "allowlist mode", yaml: "goal: { id: a }\nnetwork:\n  mode: allowlist\n", expected: """
+            profiles/x.yaml:3: network.mode: network.mode `allowlist` is not supported yet; use none or loopback
+            """),
+        BadManifest(name: "host mode", yaml: "goal: { id: a }\nnetwork: { mode: host }\n", expected: """
+            profiles/x.yaml:2: network.mode: network.mode `host` is not supported yet; use none or loopback
+            """),
+        BadManifest(name: "mode misspelt", yaml: "goal: { id: a }\nnetwork:\n  mode: loopbak\n", expected: """
+            profiles/x.yaml:3: network.mode: unknown network mode `loopbak`
+              hint: did you mean `loopback`?
+            """),
+        BadManifest(name: "mode unknown", yaml: "goal: { id: a }\nnetwork:\n  mode: wifi\n", expected: """
+            profiles/x.yaml:3: network.mode: unknown network mode `wifi`
+              hint: use none or loopback
+            """),
+        BadManifest(name: "mode is a list", yaml: "goal: { id: a }\nnetwork:\n  mode: [none]\n", expected: """
+            profiles/x.yaml:3: network.mode: expected a network mode, found a list
+            """),
+        BadManifest(name: "allow is a later key", yaml: """
+            goal: { id: a }
+            network:
+              mode: none
+              allow: [example.com:443]
+            """, expected: """
+            profiles/x.yaml:4: network.allow: network.allow is not supported yet by this Corral
+              hint: remove it; this Corral offers network.mode none or loopback
+            """),
+        BadManifest(name: "mode key misspelt", yaml: "goal: { id: a }\nnetwork:\n  mdoe: none\n", expected: """
+            profiles/x.yaml:3: network.mdoe: unknown key `mdoe`
+              hint: did you mean `mode`?
+            """),
+    ]
+
+    @Test(arguments: networkCases)
+    func networkErrors(_ bad: BadManifest) {
+        #expect(Manifest.failure(bad.yaml, home: bad.home) == bad.expected)
+    }
+
+    // MARK: - limits
+
+    static let limitCases: [BadManifest] = [
+        BadManifest(name: "memory is not enforced yet", yaml: """
+            goal: { id: a }
+            limits:
+              wall: 5m
+              memory: 512MiB
+            """, expected: """
+            profiles/x.yaml:4: limits.memory: limits.memory is not enforced yet by this Corral
+              hint: remove it; a limit that is not enforced would only look safe
+            """),
+        BadManifest(name: "enforce is not supported yet", yaml: "goal: { id: a }\nlimits: { enforce: strict }\n",
+                    expected: """
+            profiles/x.yaml:2: limits.enforce: limits.enforce is not enforced yet by this Corral
+              hint: remove it; a limit that is not enforced would only look safe
+            """),
+        BadManifest(name: "zero wall time", yaml: "goal: { id: a }\nlimits: { wall: 0s }\n", expected: """
+            profiles/x.yaml:2: limits.wall: the wall-clock limit must be longer than zero
+              hint: write a number and a unit: 250ms, 30s, 5m, 1h or 1m30s
+            """),
+        BadManifest(name: "unparsable wall time", yaml: "goal: { id: a }\nlimits:\n  wall: 5 minutes\n", expected: """
+            profiles/x.yaml:3: limits.wall: invalid duration "5 minutes"
+              hint: write a number and a unit: 250ms, 30s, 5m, 1h or 1m30s
+            """),
+        BadManifest(name: "wall time without unit", yaml: "goal: { id: a }\nlimits:\n  wall: 30\n", expected: """
+            profiles/x.yaml:3: limits.wall: duration "30" has no unit
+              hint: write 30s for seconds; units are ms, s, m and h
+            """),
+        BadManifest(name: "wall time is a mapping", yaml: "goal: { id: a }\nlimits:\n  wall: { seconds: 5 }\n",
+                    expected: """
+            profiles/x.yaml:3: limits.wall: expected a duration such as 30s, found a mapping
+            """),
+        BadManifest(name: "wall misspelt", yaml: "goal: { id: a }\nlimits: { wal: 5m }\n", expected: """
+            profiles/x.yaml:2: limits.wal: unknown key `wal`
+              hint: did you mean `wall`?
+            """),
+        BadManifest(name: "limit unknown", yaml: "goal: { id: a }\nlimits: { cores: 2 }\n", expected: """
+            profiles/x.yaml:2: limits.cores: unknown key `cores`
+              hint: expected one of: wall
+            """),
+    ]
+
+    @Test(arguments: limitCases)
+    func limitErrors(_ bad: BadManifest) {
+        #expect(Manifest.failure(bad.yaml, home: bad.home) == bad.expected)
+    }
+
+    // MARK: - syscalls
+
+    static let syscallCases: [BadManifest] = [
+        BadManifest(name: "syscall misspelt", yaml: "goal: { id: a }\nsyscalls:\n  deny: [mount, ptrac]\n", expected: """
+            profiles/x.yaml:3: syscalls.deny[1]: unknown syscall `ptrac`
+              hint: did you mean `ptrace`?
+            """),
+        BadManifest(name: "syscall unknown", yaml: "goal: { id: a }\nsyscalls:\n  allow: [frobnicate]\n", expected: """
+            profiles/x.yaml:3: syscalls.allow[0]: unknown syscall `frobnicate`
+              hint: use Linux syscall names as in syscalls(2), such as `ptrace`
+            """),
+        BadManifest(name: "allowed and denied", yaml: """
+            goal: { id: a }
+            syscalls:
+              allow: [ptrace]
+              deny: [mount, ptrace]
+            """, expected: """
+            profiles/x.yaml:4: syscalls.deny[1]: `ptrace` is also syscalls.allow[0] (line 3); a syscall cannot be both allowed and denied
+              hint: remove one of the two
+            """),
+        BadManifest(name: "denied twice", yaml: "goal: { id: a }\nsyscalls:\n  deny: [mount, mount]\n", expected: """
+            profiles/x.yaml:3: syscalls.deny[1]: `mount` is listed twice; first at syscalls.deny[0] (line 3)
+              hint: list each syscall once
+            """),
+        BadManifest(name: "deny as one string", yaml: "goal: { id: a }\nsyscalls:\n  deny: ptrace\n", expected: """
+            profiles/x.yaml:3: syscalls.deny: expected a list of syscall names, found a string
+              hint: write a list, even for one name: [ptrace]
+            """),
+        BadManifest(name: "unknown base", yaml: "goal: { id: a }\nsyscalls: { base: strict }\n", expected: """
+            profiles/x.yaml:2: syscalls.base: unknown syscall base `strict`
+              hint: this Corral has one base: default
+            """),
+        BadManifest(name: "on_deny in lower case", yaml: "goal: { id: a }\nsyscalls: { on_deny: eperm }\n", expected: """
+            profiles/x.yaml:2: syscalls.on_deny: unknown on_deny action `eperm`
+              hint: did you mean `EPERM`?
+            """),
+        BadManifest(name: "on_deny unknown", yaml: "goal: { id: a }\nsyscalls: { on_deny: explode }\n", expected: """
+            profiles/x.yaml:2: syscalls.on_deny: unknown on_deny action `explode`
+              hint: use an errno name such as EPERM, EACCES or ENOSYS, or kill
+            """),
+        BadManifest(name: "on_deny as a number", yaml: "goal: { id: a }\nsyscalls: { on_deny: 1 }\n", expected: """
+            profiles/x.yaml:2: syscalls.on_deny: unknown on_deny action `1`
+              hint: use an errno name such as EPERM, EACCES or ENOSYS, or kill
+            """),
+        BadManifest(name: "watch is a later key", yaml: "goal: { id: a }\nsyscalls: { watch: [execve] }\n", expected: """
+            profiles/x.yaml:2: syscalls.watch: syscalls.watch is not supported yet by this Corral
+              hint: remove it; this Corral would not act on it
+            """),
+        BadManifest(name: "syscalls key misspelt", yaml: "goal: { id: a }\nsyscalls: { alow: [ptrace] }\n", expected: """
+            profiles/x.yaml:2: syscalls.alow: unknown key `alow`
+              hint: did you mean `allow`?
+            """),
+    ]
+
+    @Test(arguments: syscallCases)
+    func syscallErrors(_ bad: BadManifest) {
+        #expect(Manifest.failure(bad.yaml, home: bad.home) == bad.expected)
+    }
+
+    // MARK: - landlock
+
+    static let landlockCases: [BadManifest] = [
+        BadManifest(name: "landlock unknown", yaml: "goal: { id: a }\nlandlock: strict\n", expected: """
+            profiles/x.yaml:2: landlock: unknown landlock mode `strict`
+              hint: use required or best-effort
+            """),
+        BadManifest(name: "landlock misspelt", yaml: "goal: { id: a }\nlandlock: best_effort\n", expected: """
+            profiles/x.yaml:2: landlock: unknown landlock mode `best_effort`
+              hint: did you mean `best-effort`?
+            """),
+        BadManifest(name: "landlock as a boolean", yaml: "goal: { id: a }\nlandlock: true\n", expected: """
+            profiles/x.yaml:2: landlock: unknown landlock mode `true`
+              hint: use required or best-effort
+            """),
+    ]
+
+    @Test(arguments: landlockCases)
+    func landlockErrors(_ bad: BadManifest) {
+        #expect(Manifest.failure(bad.yaml, home: bad.home) == bad.expected)
+    }
+}
