@@ -13,20 +13,23 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // MARK: Pure layers: no libc, no kernel.
-        .target(name: "CorralProfile", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // YAML through libyaml's event parser (no Foundation: the CLI's start-up is on every
+        // launch's path, and Foundation with ICU costs milliseconds there).
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .target(name: "CorralProfile", dependencies: ["CYAML"]),
         .target(name: "CorralPlan", dependencies: ["CorralProfile"]),
 
         // MARK: System layer and the C launcher.
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
                        providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        // SHA-256 (and, later, Ed25519) from OpenSSL's libcrypto.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "CCorralLaunch", cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "CorralSystem",
@@ -42,7 +45,7 @@ let package = Package(
             name: "Corral",
             dependencies: [
                 "CorralSystem",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

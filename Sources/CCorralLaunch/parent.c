@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <string.h>
 #include <pthread.h>
@@ -106,4 +108,15 @@ int corral_signalfd_read(int fd) {
     struct signalfd_siginfo info;
     ssize_t n = read(fd, &info, sizeof info);
     return n == (ssize_t)sizeof info ? (int)info.ssi_signo : -1;
+}
+
+int corral_seccomp_install(const void *filter, uint32_t length) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
+    struct sock_fprog prog = {.len = (unsigned short)length, .filter = (struct sock_filter *)filter};
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
+}
+
+long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5) {
+    long rc = syscall(number, a0, a1, a2, a3, a4, a5);
+    return rc < 0 ? -errno : rc;
 }

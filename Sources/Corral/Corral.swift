@@ -1,4 +1,4 @@
-import Crypto
+import CCrypto
 import Logging
 @_exported import CorralPlan
 @_exported import CorralProfile
@@ -106,7 +106,9 @@ public enum Corral {
     // MARK: - Helpers
 
     static func sha256Hex(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { byte in
+        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        _ = bytes.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
+        return digest.map { byte in
             let hex = String(byte, radix: 16)
             return hex.count == 1 ? "0" + hex : hex
         }.joined()

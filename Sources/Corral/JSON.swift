@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension Encodable {
     /// Pretty, key-sorted JSON (stable for diffs and tests).

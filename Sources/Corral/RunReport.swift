@@ -19,6 +19,30 @@ public enum Termination: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
+    private enum CodingKeys: String, CodingKey { case kind, code, signal }
+
+    /// `{"kind": "exited", "code": 0}` or `{"kind": "signaled", "signal": 9}`.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .exited(let code):
+            try container.encode("exited", forKey: .kind)
+            try container.encode(code, forKey: .code)
+        case .signaled(let signal):
+            try container.encode("signaled", forKey: .kind)
+            try container.encode(signal, forKey: .signal)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if try container.decode(String.self, forKey: .kind) == "exited" {
+            self = .exited(try container.decode(Int32.self, forKey: .code))
+        } else {
+            self = .signaled(try container.decode(Int32.self, forKey: .signal))
+        }
+    }
+
     /// Decodes a raw wait status (as waitpid returns it).
     init(waitStatus status: Int32) {
         if status & 0x7F == 0 {

@@ -1,36 +1,24 @@
-import Yams
+import CYAML
 
-/// Turns manifest text into a Yams node tree, converting YAML errors into `ProfileError`s.
+/// Turns manifest text into a node tree with libyaml's event parser, converting YAML
+/// errors into `ProfileError`s that name the line.
 enum ManifestComposer {
     /// The node tree of the first document, or nil when the text holds no document.
-    ///
-    /// Yams rejects a mapping with a repeated key but reports only the first occurrence's
-    /// position, not where the repeat is nor the key path. So each first occurrence it reports
-    /// is renamed (see `DuplicateKeys`) and the text composed again; `ManifestReader.mapping`
-    /// then sees both keys and reports the second one with its full key path.
     static func compose(_ contents: String, file: String) throws(ProfileError) -> Node? {
-        var text = contents
-        var serial = 0
-        while true {
-            do {
-                return try Yams.compose(yaml: text)
-            } catch let error as YamlError {
-                if case .duplicatedKeysInMapping(let duplicates, let context) = error,
-                   let name = duplicates.first
-                {
-                    if serial < DuplicateKeys.maximumRenames,
-                       let renamed = DuplicateKeys.renaming(name, at: context.mark, in: text, serial: serial)
-                    {
-                        text = renamed
-                        serial += 1
-                        continue
-                    }
-                    throw ProfileError(file: file, line: context.mark.line, keyPath: "",
-                                       message: "duplicate key `\(name)`", hint: "give each key once")
-                }
-                throw syntaxError(error, text: text, file: file)
-            } catch {
-                throw ProfileError(file: file, line: nil, keyPath: "", message: "cannot read the manifest: \(error)")
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            throw ProfileError(file: file, line: nil, keyPath: "", message: "cannot start the YAML parser")
+        }
+        defer { yaml_parser_delete(&parser) }
+        let bytes = Array(contents.utf8)
+        return try bytes.withUnsafeBufferPointer { buffer throws(ProfileError) -> Node? in
+            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var builder = TreeBuilder()
+            while true {
+                var event = yaml_event_t()
+                guard yaml_parser_parse(&parser, &event) == 1 else { throw syntaxError(parser, text: contents, file: file) }
+                defer { yaml_event_delete(&event) }
+                if builder.consume(event) { return builder.root }
             }
         }
     }
@@ -38,78 +26,84 @@ enum ManifestComposer {
     private static let syntaxHint = "check the indentation and quoting near this line"
 
     /// `invalid YAML: did not find expected key (while parsing a block mapping that starts on line 2)`
-    static func syntaxError(_ error: YamlError, text: String, file: String) -> ProfileError {
-        switch error {
-        case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            var message = "invalid YAML: \(problem)"
-            if let context {
-                message += context.mark.line == mark.line
-                    ? " (\(context.text))"
-                    : " (\(context.text) that starts on line \(context.mark.line))"
-            }
-            return ProfileError(file: file, line: mark.line, keyPath: "", message: message, hint: syntaxHint)
-        case .reader(let problem, let offset, _, _):
-            let line = offset.map { offset in 1 + text.prefix(offset).count(where: { $0 == "\n" }) }
-            return ProfileError(file: file, line: line, keyPath: "", message: "invalid YAML: \(problem)",
-                                hint: line == nil ? nil : syntaxHint)
-        default:
-            return ProfileError(file: file, line: nil, keyPath: "", message: "invalid YAML: \(error)")
+    static func syntaxError(_ parser: yaml_parser_t, text: String, file: String) -> ProfileError {
+        let problem = parser.problem.map { String(cString: $0) } ?? "malformed document"
+        if parser.error == YAML_READER_ERROR {
+            let offset = Int(parser.problem_offset)
+            let line = 1 + text.utf8.prefix(offset).count(where: { $0 == 0x0A })
+            return ProfileError(file: file, line: line, keyPath: "", message: "invalid YAML: \(problem)", hint: syntaxHint)
         }
+        let line = Int(parser.problem_mark.line) + 1
+        var message = "invalid YAML: \(problem)"
+        if let context = parser.context.map({ String(cString: $0) }) {
+            let contextLine = Int(parser.context_mark.line) + 1
+            message += contextLine == line ? " (\(context))" : " (\(context) that starts on line \(contextLine))"
+        }
+        return ProfileError(file: file, line: line, keyPath: "", message: message, hint: syntaxHint)
     }
 }
 
-/// Renaming of repeated mapping keys so Yams accepts the document and the reader can report them.
-///
-/// A renamed key gets a prefix of Unicode private-use characters, which YAML allows in plain
-/// and quoted scalars and which no manifest key contains: U+E000, a serial number, U+E001.
-enum DuplicateKeys {
-    static let maximumRenames = 64
-    private static let open: Unicode.Scalar = "\u{E000}"
-    private static let close: Unicode.Scalar = "\u{E001}"
-
-    /// The key as written in the manifest.
-    static func originalName(_ key: String) -> String {
-        guard key.unicodeScalars.first == open,
-              let end = key.unicodeScalars.firstIndex(of: close)
-        else { return key }
-        return String(key.unicodeScalars[key.unicodeScalars.index(after: end)...])
+/// Builds the tree from the event stream; stops at the end of the first document.
+private struct TreeBuilder {
+    enum Open {
+        case mapping([(Node, Node)], pendingKey: Node?, Mark)
+        case sequence([Node], Mark)
     }
 
-    /// `text` with the key scalar starting at `mark` renamed, or nil when `mark` does not point
-    /// at a scalar spelled `name` (plain) or at a quote.
-    static func renaming(_ name: String, at mark: Mark, in text: String, serial: Int) -> String? {
-        var scalars = Array(text.unicodeScalars)
-        // libyaml counts lines at \n, \r\n, \r, NEL, LS and PS, and columns in scalars.
-        var index = 0, line = 1, column = 1
-        while index < scalars.count, line != mark.line || column != mark.column {
-            switch scalars[index] {
-            case "\r":
-                if index + 1 < scalars.count, scalars[index + 1] == "\n" { index += 1 }
-                line += 1
-                column = 1
-            case "\n", "\u{85}", "\u{2028}", "\u{2029}":
-                line += 1
-                column = 1
-            default:
-                column += 1
+    var stack: [Open] = []
+    var root: Node?
+
+    /// Returns true when the first document (or the stream) has ended.
+    mutating func consume(_ event: yaml_event_t) -> Bool {
+        let mark = Mark(line: Int(event.start_mark.line) + 1, column: Int(event.start_mark.column) + 1)
+        switch event.type {
+        case YAML_SCALAR_EVENT:
+            let data = event.data.scalar
+            let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
+            let style: Scalar.Style = switch data.style {
+            case YAML_SINGLE_QUOTED_SCALAR_STYLE: .singleQuoted
+            case YAML_DOUBLE_QUOTED_SCALAR_STYLE: .doubleQuoted
+            case YAML_LITERAL_SCALAR_STYLE: .literal
+            case YAML_FOLDED_SCALAR_STYLE: .folded
+            default: .plain
             }
-            index += 1
+            let tag = data.tag.map { String(cString: $0) }
+            add(.scalar(Scalar(string: text, style: style, mark: mark, explicitTag: tag == "!" ? nil : tag)))
+        case YAML_ALIAS_EVENT:
+            add(.alias(mark))
+        case YAML_SEQUENCE_START_EVENT:
+            stack.append(.sequence([], mark))
+        case YAML_MAPPING_START_EVENT:
+            stack.append(.mapping([], pendingKey: nil, mark))
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+            switch stack.removeLast() {
+            case .sequence(let items, let start): add(.sequence(items, start))
+            case .mapping(let pairs, _, let start): add(.mapping(pairs, start))
+            }
+        case YAML_DOCUMENT_END_EVENT, YAML_STREAM_END_EVENT:
+            return true
+        default:
+            break
         }
-        guard index < scalars.count else { return nil }
-        if scalars[index] == "\"" || scalars[index] == "'" {
-            index += 1
-        } else {
-            let spelled = Array(name.unicodeScalars)
-            guard scalars.count - index >= spelled.count,
-                  Array(scalars[index..<index + spelled.count]) == spelled
-            else { return nil }
+        return false
+    }
+
+    private mutating func add(_ node: Node) {
+        guard let top = stack.popLast() else {
+            root = node
+            return
         }
-        let prefix = [open] + Array(String(serial).unicodeScalars) + [close]
-        scalars.insert(contentsOf: prefix, at: index)
-        var result = String.UnicodeScalarView()
-        result.append(contentsOf: scalars)
-        return String(result)
+        switch top {
+        case .sequence(var items, let mark):
+            items.append(node)
+            stack.append(.sequence(items, mark))
+        case .mapping(var pairs, let key, let mark):
+            if let key {
+                pairs.append((key, node))
+                stack.append(.mapping(pairs, pendingKey: nil, mark))
+            } else {
+                stack.append(.mapping(pairs, pendingKey: node, mark))
+            }
+        }
     }
 }

@@ -1,5 +1,3 @@
-import Yams
-
 // MARK: - run.env
 
 extension ManifestParser {

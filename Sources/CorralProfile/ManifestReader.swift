@@ -1,5 +1,3 @@
-import Yams
-
 /// A value in the manifest together with how it was reached.
 struct Field {
     var node: Node
@@ -74,17 +72,17 @@ struct ManifestReader {
         case .sequence: "a list"
         case .alias: "an alias"
         case .scalar:
-            switch node.tag.rawValue {
-            case Tag.Name.null.rawValue: "null"
-            case Tag.Name.int.rawValue, Tag.Name.float.rawValue: "a number"
-            case Tag.Name.bool.rawValue: "a boolean"
-            default: "a string"
+            switch node.tag {
+            case .null: "null"
+            case .int, .float: "a number"
+            case .bool: "a boolean"
+            case .string: "a string"
             }
         }
     }
 
     static func isNull(_ node: Node) -> Bool {
-        if case .scalar = node { return node.tag.rawValue == Tag.Name.null.rawValue }
+        if case .scalar = node { return node.tag == .null }
         return false
     }
 
@@ -94,7 +92,7 @@ struct ManifestReader {
     func mapping(_ field: Field, expected: String = "a mapping", hint: String? = nil)
         throws(ProfileError) -> [MappingEntry]
     {
-        guard case .mapping(let mapping) = field.node else {
+        guard case .mapping(let mapping, _) = field.node else {
             throw typeMismatch(field, expected: expected, hint: hint)
         }
         var entries: [MappingEntry] = []
@@ -105,7 +103,7 @@ struct ManifestReader {
                 let keyField = Field(node: keyNode, keyPath: field.keyPath, line: keyLine)
                 throw typeMismatch(keyField, expected: "a key name")
             }
-            let key = DuplicateKeys.originalName(keyScalar.string)
+            let key = keyScalar.string
             let value = field.child(key, node: valueNode, keyLine: keyLine)
             if let first = firstLine[key] {
                 throw error(line: keyLine, keyPath: value.keyPath,
@@ -122,7 +120,7 @@ struct ManifestReader {
     func list(_ field: Field, expected: String, hint: ((String) -> String)? = nil)
         throws(ProfileError) -> [Field]
     {
-        guard case .sequence(let sequence) = field.node else {
+        guard case .sequence(let sequence, _) = field.node else {
             var hintText: String?
             if case .scalar(let scalar) = field.node, !Self.isNull(field.node) {
                 hintText = hint?(scalar.string)
@@ -143,9 +141,7 @@ struct ManifestReader {
     }
 
     func bool(_ field: Field) throws(ProfileError) -> Bool {
-        guard case .scalar = field.node, let value = field.node.bool,
-              field.node.tag.rawValue == Tag.Name.bool.rawValue
-        else {
+        guard case .scalar = field.node, let value = field.node.bool else {
             throw typeMismatch(field, expected: "true or false")
         }
         return value

@@ -1,5 +1,3 @@
-import Yams
-
 /// Reads goal manifests (YAML or JSON, schema version 1) into validated `Profile`s.
 public enum ProfileLoader {
     /// Parses and validates a manifest.

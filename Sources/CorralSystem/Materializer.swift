@@ -60,6 +60,7 @@ public enum Materializer {
         // created in them. Inside a bound host tree, every target must already exist.
         var ownFolders: Set<String> = ["/"]
         var hostTrees: [String] = []
+        var binds: [(target: String, source: String)] = []
 
         func insideHostTree(_ path: String) -> Bool {
             // The deepest enclosing mount decides.
@@ -110,7 +111,10 @@ public enum Materializer {
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_BIND, flags: flags, source: resolved.path,
                                                target: rel(step.path), device: resolved.identity.device,
                                                inode: resolved.identity.inode))
-                if case .bind = step.kind { hostTrees.append(step.path) }
+                if case .bind = step.kind {
+                    hostTrees.append(step.path)
+                    binds.append((step.path, resolved.path))
+                }
             case .tmpfs(let mode):
                 makeLeaf(step.path, directory: true)
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_TMPFS, flags: flags, mode: mode, target: rel(step.path)))
@@ -126,15 +130,26 @@ public enum Materializer {
                 makeParents(of: step.path)
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_SYMLINK, flags: 0, source: to, target: rel(step.path)))
             case .mask:
-                // Only what is visible needs hiding: a path outside every bound tree is absent anyway.
-                guard insideHostTree(step.path), let real = try? canonicalPath(step.path),
-                      let fd = try? FileDescriptor.openPath(real), let identity = try? FileIdentity(of: fd) else {
+                // A denied object is hidden wherever a bind shows it: under its own path, and
+                // under any other declared path whose canonical source contains it (a read
+                // path reached through a symlink shows the same files under another name).
+                guard let real = try? canonicalPath(step.path), let fd = try? FileDescriptor.openPath(real) else {
                     continue
                 }
+                let identity = try? FileIdentity(of: fd)
                 fd.closeChecked()
+                guard let identity else { continue }
                 var maskFlags = flags | UInt32(CORRAL_MOUNT_F_NOEXEC.rawValue)
                 if identity.isDirectory { maskFlags |= UInt32(CORRAL_MOUNT_F_DIRECTORY.rawValue) }
-                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(step.path)))
+                var targets: [String] = []
+                for bind in binds where PlanCompiler.isBeneath(real, bind.source) {
+                    let suffix = real.dropFirst(bind.source == "/" ? 0 : bind.source.count)
+                    let target = bind.target == "/" ? String(suffix) : bind.target + suffix
+                    if !targets.contains(target) { targets.append(target) }
+                }
+                for target in targets {
+                    prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(target)))
+                }
             case .readOnly:
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_READONLY,
                                                flags: flags | (step.optional ? UInt32(CORRAL_MOUNT_F_OPTIONAL.rawValue) : 0),

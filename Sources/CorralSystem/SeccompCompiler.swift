@@ -118,3 +118,19 @@ public enum SeccompCompiler {
         }
     }
 }
+
+extension SeccompProgram {
+    /// Sets no_new_privs and installs `programs` in the *calling* process, irreversibly.
+    /// For exit tests and single-threaded tools; Corral's launcher installs filters in the
+    /// sandboxed child instead.
+    ///
+    /// The corresponding C function is `seccomp(SECCOMP_SET_MODE_FILTER)`.
+    public static func installInCurrentProcess(_ programs: [SeccompProgram]) throws(Errno) {
+        for program in programs {
+            let rc = unsafe program.bytes.withUnsafeBytes { raw in
+                unsafe corral_seccomp_install(raw.baseAddress, UInt32(program.instructionCount))
+            }
+            if rc < 0 { throw Errno(rawValue: -rc) }
+        }
+    }
+}

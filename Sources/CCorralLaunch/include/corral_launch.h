@@ -195,6 +195,10 @@ int corral_memfd_create(const char *name);
 int corral_pidfd_wait(int pidfd, int *status, int nohang);
 /// pidfd_send_signal; returns 0 or -errno.
 int corral_pidfd_send_signal(int pidfd, int sig);
+/// Sets no_new_privs and installs one BPF program in the calling thread; 0 or -errno.
+int corral_seccomp_install(const void *filter, uint32_t length);
+/// syscall(2) for Swift, which cannot call the variadic original: the result or -errno.
+long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
 /// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
 int corral_seccomp_has_user_notif(void);
 /// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// How a run ends: exit codes and signals come back, `limits.wall` kills the whole tree,
+/// and `--report` records it.
+@Suite struct LifecycleTests {
+    @Test("exit code 42 comes back as 42", arguments: RunAs.allCases)
+    func exitCode(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let result = try await sandbox.probe("exit", "42")
+            #expect(result.status == 42, "\(result)")
+            #expect(result.stdout.isEmpty && result.stderr.isEmpty, "\(result)")
+        }
+    }
+
+    @Test("SIGKILL comes back as 137", arguments: RunAs.allCases)
+    func killedBySignal(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let result = try await sandbox.probe("kill-self", "KILL")
+            #expect(result.status == 128 + SIGKILL, "\(result)")
+            #expect(result.stdout.isEmpty, "\(result)")
+        }
+    }
+
+    /// Sleepers in their own sessions survive anything but the pid namespace's end.
+    @Test("limits.wall kills a sleeping tree", arguments: RunAs.allCases)
+    func wallClockLimit(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.wall = "1s"
+            let path = try sandbox.write(manifest)
+            let report = sandbox.scratch + "/report.json"
+
+            let result = try await sandbox.run(path, [sandbox.probe, "spawn-sleepers", "3", "30"], report: report)
+            #expect(result.status == 128 + SIGKILL, "\(result)")
+            #expect(result.stdout == "spawned 3 4 5\n", "\(result)")
+            #expect(result.elapsed >= .milliseconds(900) && result.elapsed < .seconds(10), "\(result)")
+            #expect(CommandRunner.processes(running: sandbox.probe) == [], "sleepers survived corral")
+            #expect(try RunReportFields.read(report).killReason == "timeout")
+
+            // Control: the /proc scan does find a probe that is still running.
+            let sleeper = Process()
+            sleeper.executableURL = URL(fileURLWithPath: sandbox.probe)
+            sleeper.arguments = ["sleep", "30"]
+            try sleeper.run()
+            defer {
+                sleeper.terminate()
+                sleeper.waitUntilExit()
+            }
+            #expect(CommandRunner.processes(running: sandbox.probe) == [sleeper.processIdentifier])
+        }
+    }
+
+    @Test("--report records exit status, digests, goal and Landlock ABI", arguments: RunAs.allCases)
+    func runReport(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let manifest = try sandbox.write(Manifest(sandbox: sandbox))
+            let command = [sandbox.probe, "exit", "42"]
+            let reportPath = sandbox.scratch + "/report.json"
+
+            let result = try await sandbox.run(manifest, command, report: reportPath)
+            #expect(result.status == 42, "\(result)")
+            let report = try RunReportFields.read(reportPath)
+            #expect(report.exitStatus == 42)
+            #expect(report.goalID == Manifest.goalID)
+            #expect(report.landlockABI == HostSupport.landlockABI)
+            #expect(report.killReason == nil)
+
+            let sha256 = try await sandbox.command(["/usr/bin/sha256sum", manifest])
+            #expect(report.manifestSHA256.isLowercaseSHA256)
+            #expect(sha256.stdout.hasPrefix(report.manifestSHA256 + " "), "\(sha256)")
+
+            // The same plan, explained by the same user, has the same digest.
+            let explain = try await sandbox.corral(["explain", "--profile", manifest, "--"] + command)
+            #expect(explain.status == 0, "\(explain)")
+            #expect(report.planDigest.isLowercaseSHA256)
+            #expect(explain.stdout.split(separator: "\n").contains("# plan digest \(report.planDigest)"),
+                    "\(explain)")
+        }
+    }
+}
+
+/// The fields of `corral run --report` that the tests check.
+struct RunReportFields: Decodable {
+    var exitStatus: Int32
+    var manifestSHA256: String
+    var planDigest: String
+    var goalID: String
+    var landlockABI: Int
+    var killReason: String?
+
+    static func read(_ path: String) throws -> Self {
+        try JSONDecoder().decode(Self.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+extension String {
+    var isLowercaseSHA256: Bool {
+        utf8.count == 64 && allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+}

@@ -1,0 +1,85 @@
+import Corral
+import Foundation
+import Testing
+
+/// What the integration tests need from this host, probed once. Landlock comes from
+/// Corral's own `HostProbe`, so the tests and `corral probe` agree on it (STYLE.md B8).
+enum HostSupport {
+    static let isRoot = getuid() == 0
+
+    /// The Landlock ABI this kernel offers, 0 without Landlock.
+    static let landlockABI = HostProbe().facts().landlockABI
+    static let hasLandlock = landlockABI > 0
+
+    /// Why no user namespace can be created at all, or nil.
+    static let userNamespacesOff: String? = {
+        if let max = sysctl("user/max_user_namespaces"), max == 0 {
+            return "user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0)"
+        }
+        return nil
+    }()
+
+    /// Why an unprivileged user cannot create one, or nil.
+    static let unprivilegedUserNamespacesOff: String? = {
+        if let reason = userNamespacesOff { return reason }
+        if let clone = sysctl("kernel/unprivileged_userns_clone"), clone == 0 {
+            return "unprivileged user namespaces are off (kernel.unprivileged_userns_clone is 0)"
+        }
+        if let restricted = sysctl("kernel/apparmor_restrict_unprivileged_userns"), restricted != 0 {
+            return "AppArmor restricts unprivileged user namespaces"
+        }
+        return nil
+    }()
+
+    /// An integer from /proc/sys, or nil when the knob does not exist.
+    private static func sysctl(_ name: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/sys/" + name, encoding: .utf8) else { return nil }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
+
+/// Who runs `corral`: the test process itself (root), or an unprivileged user.
+///
+/// As root the unprivileged variant switches to nobody (65534) with `setpriv`; when the
+/// tests already run unprivileged, that variant runs as the caller, and the root variant
+/// is skipped.
+enum RunAs: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case root
+    case unprivileged
+
+    var testDescription: String { rawValue }
+
+    static let nobody: uid_t = 65534
+
+    var uid: uid_t {
+        switch self {
+        case .root: 0
+        case .unprivileged: HostSupport.isRoot ? Self.nobody : getuid()
+        }
+    }
+
+    var gid: gid_t {
+        switch self {
+        case .root: 0
+        case .unprivileged: HostSupport.isRoot ? Self.nobody : getgid()
+        }
+    }
+
+    /// What to put in front of a command so that it runs as this user.
+    var commandPrefix: [String] {
+        guard self == .unprivileged, HostSupport.isRoot else { return [] }
+        return ["/usr/bin/setpriv", "--reuid=\(Self.nobody)", "--regid=\(Self.nobody)", "--clear-groups"]
+    }
+
+    /// Skips this test case (not the other variant) with its reason when this host cannot
+    /// run it. A skip, never a pass: `Test.cancel` reports the case as skipped.
+    func requireAvailable() throws {
+        switch self {
+        case .root:
+            if !HostSupport.isRoot { try Test.cancel("the root variant needs the tests to run as root") }
+            if let reason = HostSupport.userNamespacesOff { try Test.cancel(Comment(rawValue: reason)) }
+        case .unprivileged:
+            if let reason = HostSupport.unprivilegedUserNamespacesOff { try Test.cancel(Comment(rawValue: reason)) }
+        }
+    }
+}

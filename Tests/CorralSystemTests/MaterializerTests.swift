@@ -1,0 +1,109 @@
+import CCorralLaunch
+import CorralPlan
+import CorralProfile
+import Glibc
+import Testing
+@testable import CorralSystem
+
+/// Materialisation against a real temporary tree: canonical sources, mount-point creation,
+/// masks only where something is visible, optional paths skipped, errors naming the entry.
+struct MaterializerTests {
+    final class Tree {
+        let root: String
+        init() throws {
+            var template = Array("/tmp/corral-materialize-XXXXXX".utf8CString)
+            let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+            root = String(cString: try #require(made))
+            mkdir("\(root)/app", 0o755)
+            mkdir("\(root)/app/out", 0o755)
+            mkdir("\(root)/app/keys", 0o755)
+            close(open("\(root)/app/secret.txt", O_CREAT | O_WRONLY, 0o600))
+            symlink("\(root)/app", "\(root)/link")
+        }
+        deinit { _ = system("rm -rf '\(root)'") }
+    }
+
+    static func prepare(_ yaml: String, in tree: Tree) throws -> PreparedLaunch {
+        let profile = try ProfileLoader.load(contents: yaml, file: "t.yaml", directory: tree.root, home: nil)
+        let plan = try PlanCompiler.compile(profile, command: ["/bin/true"],
+                                            host: HostFacts(uid: 0, gid: 0, landlockABI: 0))
+        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"])
+    }
+
+    static func ops(_ prepared: PreparedLaunch) -> [String] {
+        prepared.mountOps.map { op in
+            let kind: String
+            switch op.kind {
+            case CORRAL_MOUNT_MKDIR: kind = "mkdir"
+            case CORRAL_MOUNT_MKFILE: kind = "mkfile"
+            case CORRAL_MOUNT_BIND: kind = (op.flags & UInt32(CORRAL_MOUNT_F_RDONLY.rawValue)) != 0 ? "ro-bind" : "bind"
+            case CORRAL_MOUNT_TMPFS: kind = "tmpfs"
+            case CORRAL_MOUNT_MASK: kind = (op.flags & UInt32(CORRAL_MOUNT_F_DIRECTORY.rawValue)) != 0 ? "mask-dir" : "mask-file"
+            default: kind = "other"
+            }
+            return "\(kind) /\(op.target)"
+        }
+    }
+
+    @Test func mountPointsMasksAndBindsComeInOrder() throws {
+        let tree = try Tree()
+        let prepared = try Self.prepare("""
+            goal: { id: t }
+            landlock: best-effort
+            filesystem:
+              read: [./link]
+              write: [./app/out]
+              deny: [./app/secret.txt, ./app/keys, /etc/not-visible-anyway]
+            """, in: tree)
+        let r = tree.root
+        let ops = Self.ops(prepared).filter { $0.contains(r) }
+        // /tmp is a fresh tmpfs inside the sandbox: the folders leading to the binds are made
+        // in it. The denied file and folder are visible through ./link (a symlink to ./app),
+        // so they are masked there; /etc/… is not visible at all, so it needs no mask.
+        #expect(ops == [
+            "mkdir \(r)", "mkdir \(r)/link", "ro-bind \(r)/link",
+            "mkdir \(r)/app", "mkdir \(r)/app/out", "bind \(r)/app/out",
+            "mask-file \(r)/link/secret.txt", "mask-dir \(r)/link/keys",
+        ])
+    }
+
+    @Test func bindSourcesAreCanonicalWithIdentity() throws {
+        let tree = try Tree()
+        let prepared = try Self.prepare("goal: { id: t }\nlandlock: best-effort\nfilesystem: { read: [./link] }", in: tree)
+        let bind = try #require(prepared.mountOps.first { $0.kind == CORRAL_MOUNT_BIND && $0.target.hasSuffix("link") })
+        #expect(bind.source == "\(tree.root)/app")
+        var st = stat()
+        stat("\(tree.root)/app", &st)
+        #expect(bind.inode == UInt64(st.st_ino))
+        #expect(bind.device == UInt64(st.st_dev))
+    }
+
+    @Test func missingPathIsAnErrorUnlessOptional() throws {
+        let tree = try Tree()
+        #expect {
+            _ = try Self.prepare("goal: { id: t }\nlandlock: best-effort\nfilesystem:\n  read: [./nope]", in: tree)
+        } throws: { error in
+            let error = try #require(error as? CorralError)
+            return error.description == "t.yaml:4: filesystem.read[0]: bind `\(tree.root)/nope`: No such file or directory (ENOENT)\n"
+                + "  hint: create it, fix the path, or mark the entry optional: {path: \(tree.root)/nope, optional: true}"
+        }
+        let prepared = try Self.prepare("""
+            goal: { id: t }
+            landlock: best-effort
+            filesystem:
+              read: [{ path: ./nope, optional: true }]
+            """, in: tree)
+        #expect(prepared.skipped == ["\(tree.root)/nope"])
+    }
+
+    @Test func environmentHoldsOnlyWhatTheManifestNames() throws {
+        let tree = try Tree()
+        let prepared = try Self.prepare("""
+            goal: { id: t }
+            landlock: best-effort
+            run: { env: { pass: [KEEP, ABSENT], set: { PATH: /opt/bin } } }
+            """, in: tree)
+        #expect(prepared.environment == ["KEEP=1", "PATH=/opt/bin"])
+        #expect(prepared.execCandidates == ["/bin/true"])
+    }
+}
