@@ -1,4 +1,3 @@
-import CCrypto
 import Logging
 @_exported import CorralPlan
 @_exported import CorralProfile
@@ -8,7 +7,11 @@ import Logging
 public struct LoadedProfile: Sendable {
     public var profile: Profile
     public var path: String
-    public var sha256: String
+    /// The manifest's bytes as read.
+    public var contents: [UInt8]
+
+    /// SHA-256 of the manifest's bytes.
+    public func sha256() throws(CorralError) -> String { try sha256Hex(contents) }
 }
 
 /// Options for one run.
@@ -22,6 +25,9 @@ public struct RunOptions: Sendable {
     /// Signals forwarded to the sandbox while it runs. The caller must have blocked them
     /// (see `Corral.blockForwardedSignals`); a second one kills the run.
     public var forwardSignals: [Int32] = []
+    /// Whether the report carries the manifest's and the plan's SHA-256 (printing and hashing
+    /// the plan costs about half a millisecond).
+    public var includeDigests = true
     public var logger: Logger?
 
     public init(command: [String]? = nil, environment: [String: String]) {
@@ -56,7 +62,7 @@ public enum Corral {
         do {
             let profile = try ProfileLoader.load(contents: text, file: path, directory: directory.isEmpty ? "/" : directory,
                                                  home: home ?? HostEnvironment.variable("HOME"))
-            return LoadedProfile(profile: profile, path: path, sha256: sha256Hex(bytes))
+            return LoadedProfile(profile: profile, path: path, contents: bytes)
         } catch {
             throw CorralError(error)
         }
@@ -73,8 +79,8 @@ public enum Corral {
     }
 
     /// SHA-256 of the plan's text form: the same plan, the same digest.
-    public static func digest(of plan: LaunchPlan) -> String {
-        sha256Hex(Array(plan.description.utf8))
+    public static func digest(of plan: LaunchPlan) throws(CorralError) -> String {
+        try sha256Hex(Array(plan.description.utf8))
     }
 
     /// Runs a command under a profile and waits for it.
@@ -97,6 +103,24 @@ public enum Corral {
         }
     }
 
+    /// The blocking form of `run`, for callers without an async context (the CLI: starting
+    /// Swift concurrency's thread pool costs a launch about a millisecond).
+    /// - Throws: `CorralError`, as `run`.
+    public static func runBlocking(_ loaded: LoadedProfile, options: RunOptions) throws(CorralError) -> RunResult {
+        final class Outcome: @unchecked Sendable {  // written by the run's thread before join
+            var result: Result<RunResult, CorralError>?
+        }
+        let outcome = Outcome()
+        HostEnvironment.runOnNewThread {
+            do throws(CorralError) {
+                outcome.result = .success(try Supervisor(loaded: loaded, options: options).run())
+            } catch {
+                outcome.result = .failure(error)
+            }
+        }
+        return try outcome.result!.get()
+    }
+
     /// Blocks `signals` in the calling thread so a later run can forward them; call it early
     /// in `main`, before other threads exist.
     public static func blockForwardedSignals(_ signals: [Int32]) {
@@ -105,12 +129,4 @@ public enum Corral {
 
     // MARK: - Helpers
 
-    static func sha256Hex(_ bytes: [UInt8]) -> String {
-        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-        _ = bytes.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
-        return digest.map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
-    }
 }

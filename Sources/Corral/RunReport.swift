@@ -66,8 +66,10 @@ public struct RunReport: Sendable, Codable {
     public var schemaVersion = 1
     public var goalID: String
     public var manifest: String
-    public var manifestSHA256: String
-    public var planDigest: String
+    /// SHA-256 of the manifest's bytes; nil when not asked for.
+    public var manifestSHA256: String?
+    /// SHA-256 of the plan's text form (`corral explain`); nil when not asked for.
+    public var planDigest: String?
     public var command: [String]
     public var startedAt: String
     public var durationSeconds: Double
@@ -86,4 +88,17 @@ public struct RunReport: Sendable, Codable {
     public var skippedPaths: [String]
     /// Corral's own failure, when the run never started or broke.
     public var error: String?
+    /// Where the supervisor's time went, in seconds.
+    public var timings: Timings
+
+    public struct Timings: Sendable, Codable {
+        /// Profile already loaded → plan compiled (host probe included).
+        public var compile: Double
+        /// Paths resolved, Landlock ruleset built, seccomp compiled.
+        public var materialise: Double
+        /// clone → the command executed.
+        public var launch: Double
+        /// The command's run, until it ended.
+        public var run: Double
+    }
 }

@@ -21,11 +21,14 @@ final class Supervisor {
         let startedAt = HostEnvironment.rfc3339Now()
         let start = HostEnvironment.monotonicSeconds()
         let plan = try Corral.plan(loaded, command: options.command)
+        let planned = HostEnvironment.monotonicSeconds()
         let prepared = try Materializer.prepare(plan, environment: options.environment)
+        let materialised = HostEnvironment.monotonicSeconds()
         let watcher = options.forwardSignals.isEmpty ? nil : SignalWatcher(options.forwardSignals)
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
 
         let process = try Launcher.launch(prepared, stdio: options.stdio)
+        let launched = HostEnvironment.monotonicSeconds()
         var killReason: KillReason?
         var forwarded = 0
         let deadline = plan.wallLimit.map { start + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
@@ -58,6 +61,7 @@ final class Supervisor {
                 }
             }
         }
+        let ended = HostEnvironment.monotonicSeconds()
         let termination: Termination
         switch process.reap() {
         case .command(let status): termination = Termination(waitStatus: status)
@@ -65,15 +69,18 @@ final class Supervisor {
         }
 
         let report = RunReport(
-            goalID: plan.goalID, manifest: loaded.path, manifestSHA256: loaded.sha256,
-            planDigest: Corral.digest(of: plan), command: plan.command, startedAt: startedAt,
+            goalID: plan.goalID, manifest: loaded.path,
+            manifestSHA256: options.includeDigests ? try loaded.sha256() : nil,
+            planDigest: options.includeDigests ? try Corral.digest(of: plan) : nil, command: plan.command, startedAt: startedAt,
             durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
             exitStatus: termination.exitStatus, killReason: killReason, namespaces: plan.namespaces.names,
             network: plan.network.rawValue, landlockABI: plan.landlock.abi,
             landlockEnforcement: plan.landlock.enforcement.rawValue,
             landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
             seccompInstructions: prepared.seccompPrograms.map(\.instructionCount),
-            skippedPaths: prepared.skipped, error: nil
+            skippedPaths: prepared.skipped, error: nil,
+            timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
+                                       launch: launched - materialised, run: ended - launched)
         )
         return RunResult(termination: termination, report: report)
     }

@@ -101,7 +101,7 @@ public struct MountStep: Sendable, Hashable, CustomStringConvertible {
         case .devpts: return "devpts \(path)\(flags)"
         case .symlink(let to): return "symlink \(path) -> \(to)"
         case .mask: return "mask \(path)\(flags)"
-        case .readOnly: return "remount-ro \(path)"
+        case .readOnly: return "remount-ro \(path)\(flags)"
         }
     }
 }

@@ -104,7 +104,11 @@ public enum PlanCompiler {
             case .readOnly: 3
             }
         }
+        // Masks go after every bind (a deny may be visible through a deeper bind of the same
+        // host folder, and nothing may be mounted inside a denied path: the parser refuses it).
         return steps.enumerated().sorted { a, b in
+            let (ma, mb) = (a.element.kind == .mask, b.element.kind == .mask)
+            if ma != mb { return mb }
             let (da, db) = (depth(a.element.path), depth(b.element.path))
             if da != db { return da < db }
             let (ra, rb) = (rank(a.element.kind), rank(b.element.kind))
@@ -139,9 +143,18 @@ public enum PlanCompiler {
         rules += fs.write.map {
             LandlockRule($0.path, LandlockAccess.read.union(.write), optional: $0.optional, origin: $0.location)
         }
-        rules += fs.exec.map {
-            LandlockRule($0.path, [.readFile, .execute], isPattern: $0.path.contains(where: { "*?[".contains($0) }),
-                         optional: $0.optional, origin: $0.location)
+        rules += fs.exec.map { entry in
+            // `folder/*` becomes one rule on the folder (execute beneath it) instead of a rule
+            // per file: /usr/bin/* would otherwise cost ~1,000 opens and rules per launch.
+            // Binds are read-only, so no file can appear there later.
+            let folder = String(entry.path.dropLast(2))
+            if entry.path.hasSuffix("/*"), !folder.contains(where: { "*?[".contains($0) }) {
+                return LandlockRule(folder.isEmpty ? "/" : folder, [.readFile, .execute], optional: entry.optional,
+                                    origin: entry.location)
+            }
+            return LandlockRule(entry.path, [.readFile, .execute],
+                                isPattern: entry.path.contains(where: { "*?[".contains($0) }),
+                                optional: entry.optional, origin: entry.location)
         }
         rules += host.dynamicLoaders.map { LandlockRule($0, [.readFile, .execute], optional: true) }
         rules.append(LandlockRule("/proc", .read, anchor: .sandbox))
@@ -166,7 +179,9 @@ public enum PlanCompiler {
         var allowed = DefaultSyscallPolicy.allowed.subtracting(ArgumentRules.narrowedByArguments)
         allowed.formUnion(extraAllow)
         allowed.subtract(extraDeny)
-        allowed.remove("clone3")
+        // clone3 hides its flags from seccomp: ENOSYS unless the manifest explicitly allows it.
+        if !extraAllow.contains("clone3") { allowed.remove("clone3") }
+        let enosys = extraAllow.contains("clone3") || extraDeny.contains("clone3") ? [] : ["clone3"]
 
         var conditional: [ArgumentRule] = []
         for rule in ArgumentRules.socketAllows + ArgumentRules.personalityAllows
@@ -175,8 +190,9 @@ public enum PlanCompiler {
         }
         let overlay = (ArgumentRules.cloneNamespaceDenials + ArgumentRules.ioctlDenials)
             .filter { allowed.contains($0.syscall) }
-        var denied = DefaultSyscallPolicy.denied.filter { !allowed.contains($0.key) }
-            .map { (name: $0.key, reason: $0.value) }
+        let narrowed = Set(conditional.map(\.syscall))
+        var denied = DefaultSyscallPolicy.denied.filter { !allowed.contains($0.key) && !enosys.contains($0.key) }
+            .map { (name: $0.key, reason: narrowed.contains($0.key) ? $0.value + " (except the allow-if rules)" : $0.value) }
         denied += extraDeny.filter { DefaultSyscallPolicy.denied[$0] == nil }
             .map { (name: $0, reason: "denied by the manifest") }
         return SeccompPlan(
@@ -184,7 +200,7 @@ public enum PlanCompiler {
             allowed: allowed.sorted(),
             conditionalAllows: conditional,
             argumentDenials: overlay,
-            enosys: extraAllow.contains("clone3") || extraDeny.contains("clone3") ? [] : ["clone3"],
+            enosys: enosys,
             denied: denied.sorted { $0.name < $1.name },
             onDeny: spec.onDeny
         )

@@ -96,7 +96,9 @@ enum PlanPrinter {
             switch scalar {
             case "'": out += "'\\''"
             case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value):
-                out += "\\x" + String(scalar.value, radix: 16)
+                // Fixed width, so two different words never print alike.
+                let hex = String(scalar.value, radix: 16)
+                out += "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)
             }
         }

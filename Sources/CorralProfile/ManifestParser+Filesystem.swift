@@ -76,6 +76,12 @@ extension ManifestParser {
         guard !text.isEmpty else {
             throw reader.error(field, "the path is empty", hint: "name a file or folder, or remove the entry")
         }
+        // Control characters in a path are never legitimate and would let a manifest forge
+        // lines in `corral explain` or drive the reader's terminal.
+        if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }) {
+            throw reader.error(field, "the path contains a control character",
+                               hint: "write the path without newlines, tabs or escape characters")
+        }
         if text.contains("**") {
             throw reader.error(field, globsAllowed
                 ? "`**` patterns are not supported in \(listName) yet"
@@ -133,6 +139,17 @@ extension ManifestParser {
                 throw reader.error(line: later.line, keyPath: later.keyPath,
                                    "\"\(later.value)\" is also \(earlier.keyPath) (line \(earlier.line)); \(reason)",
                                    hint: hint)
+            }
+        }
+
+        // A bind inside a denied folder would be mounted over the mask and show what the
+        // deny hides (the masks are applied after every bind).
+        for entry in read + write {
+            if let denied = deny.first(where: { PathText.isWithin(entry.value, $0.value) && entry.value != $0.value }) {
+                throw reader.error(
+                    line: entry.line, keyPath: entry.keyPath,
+                    "\"\(entry.value)\" lies under \(denied.keyPath) (line \(denied.line)), which hides it",
+                    hint: "remove the entry or narrow the deny path")
             }
         }
 

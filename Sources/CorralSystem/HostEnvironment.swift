@@ -76,11 +76,40 @@ public enum HostEnvironment {
     /// Starts a detached thread running `body` (a plain pthread: it must not be a pooled
     /// thread that might exit while the sandbox runs).
     public static func startThread(_ body: @escaping @Sendable () -> Void) {
+        let thread = spawnThread(body)
+        pthread_detach(thread)
+    }
+
+    /// A thread to `join` later (exactly once; joining again is a no-op).
+    public final class JoinableThread: @unchecked Sendable {
+        // @unchecked: `joined` is only touched by the thread that started it.
+        fileprivate let thread: pthread_t
+        fileprivate var joined = false
+        fileprivate init(_ thread: pthread_t) { self.thread = thread }
+    }
+
+    public static func startJoinableThread(_ body: @escaping @Sendable () -> Void) -> JoinableThread {
+        JoinableThread(spawnThread(body))
+    }
+
+    public static func join(_ thread: JoinableThread) {
+        guard !thread.joined else { return }
+        thread.joined = true
+        pthread_join(thread.thread, nil)
+    }
+
+    /// Runs `body` on a new thread and waits for it: the blocking form of `startThread`.
+    public static func runOnNewThread(_ body: @escaping @Sendable () -> Void) {
+        let thread = spawnThread(body)
+        pthread_join(thread, nil)
+    }
+
+    private static func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
         final class Box: @unchecked Sendable {  // handed to exactly one thread
             let body: @Sendable () -> Void
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = unsafe Unmanaged.passRetained(Box(body)).toOpaque()
         var thread = pthread_t()
         let rc = unsafe pthread_create(&thread, nil, { raw in
             let box = unsafe Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
@@ -88,7 +117,7 @@ public enum HostEnvironment {
             return nil
         }, box)
         precondition(rc == 0, "pthread_create: \(rc)")
-        pthread_detach(thread)
+        return thread
     }
 }
 
@@ -133,4 +162,26 @@ extension HostEnvironment {
     public static func writeStandardError(_ text: String) {
         try? FileDescriptor(rawValue: 2).writeFully(Array(text.utf8))
     }
+}
+
+extension HostEnvironment {
+    /// Ends the process with `status` (stdio is unbuffered here; nothing to flush).
+    public static func exit(_ status: Int32) -> Never {
+        Glibc.exit(status)
+    }
+}
+
+/// SHA-256 as lowercase hex, from OpenSSL's libcrypto (loaded on first use).
+/// - Throws: `CorralError` (`kernelUnsupported`) when libcrypto is not installed.
+public func sha256Hex(_ bytes: [UInt8]) throws(CorralError) -> String {
+    var digest = [UInt8](repeating: 0, count: 32)
+    let rc = unsafe bytes.withUnsafeBytes { unsafe corral_sha256($0.baseAddress, $0.count, &digest) }
+    guard rc == 0 else {
+        throw CorralError(.kernelUnsupported, operation: "dlopen libcrypto.so.3",
+                          hint: "install OpenSSL's libcrypto (Debian: libssl3)")
+    }
+    return digest.map { byte in
+        let hex = String(byte, radix: 16)
+        return hex.count == 1 ? "0" + hex : hex
+    }.joined()
 }

@@ -50,13 +50,17 @@ public struct HostProbe: Sendable {
 
     /// The ELF interpreters present, canonicalised (the kernel opens them for execution, so
     /// Landlock must grant them `execute`).
+    /// The usual ELF interpreter paths (glibc and musl, x86_64, aarch64, i386, arm); a fixed
+    /// list is checked rather than globbing /lib, which holds thousands of entries.
+    static let loaderCandidates = [
+        "/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-linux.so.2",
+        "/lib/ld-linux-armhf.so.3", "/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1",
+    ]
+
     func dynamicLoaders() -> [String] {
         var found: Set<String> = []
-        for pattern in ["/lib64/ld-linux*.so*", "/lib/ld-linux*.so*", "/lib/*-linux-gnu/ld-linux*.so*",
-                        "/usr/lib64/ld-linux*.so*", "/usr/lib/*-linux-gnu/ld-linux*.so*", "/lib/ld-musl-*.so*"] {
-            for path in expandGlob(pattern) {
-                if let real = try? canonicalPath(path) { found.insert(real) }
-            }
+        for path in Self.loaderCandidates {
+            if let real = try? canonicalPath(path) { found.insert(real) }
         }
         return found.sorted()
     }

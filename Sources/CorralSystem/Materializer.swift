@@ -46,10 +46,23 @@ public enum Materializer {
     public static func prepare(_ plan: LaunchPlan,
                                environment: [String: String]) throws(CorralError) -> PreparedLaunch {
         let prepared = PreparedLaunch(plan: plan)
+        // libseccomp's ~1 ms of BPF generation overlaps the path work on a second core.
+        final class Compiled: @unchecked Sendable {  // written by the compiling thread before join
+            var programs: Result<[SeccompProgram], CorralError>?
+        }
+        let compiled = Compiled()
+        let seccomp = plan.seccomp
+        let compiling = HostEnvironment.startJoinableThread {
+            do throws(CorralError) { compiled.programs = .success(try SeccompCompiler.compile(seccomp)) } catch {
+                compiled.programs = .failure(error)
+            }
+        }
+        defer { HostEnvironment.join(compiling) }
         try prepareMounts(plan, into: prepared)
         if plan.landlock.abi >= 1 { try prepareLandlock(plan, into: prepared) }
-        prepared.seccompPrograms = try SeccompCompiler.compile(plan.seccomp)
         prepareCommand(plan, environment: environment, into: prepared)
+        HostEnvironment.join(compiling)
+        prepared.seccompPrograms = try compiled.programs!.get()
         return prepared
     }
 

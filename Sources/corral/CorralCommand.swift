@@ -1,8 +1,7 @@
 import ArgumentParser
 import Corral
 
-@main
-struct CorralCommand: AsyncParsableCommand {
+struct CorralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "corral",
         abstract: "Run a command inside every Linux confinement layer a goal manifest asks for.",

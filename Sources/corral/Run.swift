@@ -1,7 +1,7 @@
 import ArgumentParser
 import Corral
 
-struct Run: AsyncParsableCommand {
+struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command under a profile (the manifest's run.command when none is given).")
 
@@ -13,18 +13,25 @@ struct Run: AsyncParsableCommand {
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after `--`.")
     var command: [String] = []
 
-    func run() async throws {
+    func run() throws {
+        let status = Self.execute(profile: options.profile, report: report, command: command)
+        throw ExitCode(status)
+    }
+
+    /// The whole of `corral run`, shared by ArgumentParser's path and the fast path in main.swift.
+    /// Returns the exit status (the command's, 128+signal, or 125/126/127 for Corral's own failures).
+    static func execute(profile: String, report: String?, command: [String]) -> Int32 {
         let forwarded: [Int32] = [1, 2, 3, 15]  // SIGHUP, SIGINT, SIGQUIT, SIGTERM
         Corral.blockForwardedSignals(forwarded)
         let result: RunResult
-        do {
-            let loaded = try Corral.loadProfile(at: options.profile)
+        do throws(CorralError) {
+            let loaded = try Corral.loadProfile(at: profile)
             var runOptions = RunOptions(command: command, environment: HostEnvironment.environment())
             runOptions.forwardSignals = forwarded
-            result = try await Corral.run(loaded, options: runOptions)
+            runOptions.includeDigests = report != nil
+            result = try Corral.runBlocking(loaded, options: runOptions)
         } catch {
-            guard let error = error as? CorralError else { throw error }
-            throw fail(error)
+            return fail(error).rawValue
         }
         if let report {
             do throws(CorralError) {
@@ -33,14 +40,41 @@ struct Run: AsyncParsableCommand {
                     throw CorralError(.supervisionFailed, operation: "write report", path: report, errno: error)
                 }
             } catch {
-                throw fail(error)
+                return fail(error).rawValue
             }
         }
-        throw ExitCode(result.termination.exitStatus)
+        return result.termination.exitStatus
+    }
+
+    /// Recognises exactly `run (--profile|-p) P [--report F] [-- CMD…]` (options in either
+    /// order, each once); nil for anything else, which then goes through ArgumentParser.
+    struct FastPath {
+        var profile: String
+        var report: String?
+        var command: [String]
+
+        init?(_ arguments: some Collection<String>) {
+            var rest = arguments[...]
+            guard rest.popFirst() == "run" else { return nil }
+            var profile: String?, report: String?
+            while let token = rest.popFirst() {
+                if token == "--" { break }
+                guard let value = rest.popFirst(), !value.hasPrefix("-") else { return nil }
+                switch token {
+                case "--profile", "-p" where profile == nil: profile = value
+                case "--report" where report == nil: report = value
+                default: return nil
+                }
+            }
+            guard let profile else { return nil }
+            self.profile = profile
+            self.report = report
+            self.command = Array(rest)
+        }
     }
 }
 
-struct Check: AsyncParsableCommand {
+struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate a profile and resolve its paths on this host, without running anything.")
 
@@ -49,7 +83,7 @@ struct Check: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Write the allow-list seccomp program (raw BPF) to this file.", visibility: .hidden))
     var emitSeccomp: String?
 
-    func run() async throws {
+    func run() throws {
         do throws(CorralError) {
             let loaded = try Corral.loadProfile(at: options.profile)
             let plan = try Corral.plan(loaded, command: ["/bin/true"])
@@ -68,7 +102,7 @@ struct Check: AsyncParsableCommand {
     }
 }
 
-struct Explain: AsyncParsableCommand {
+struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the compiled launch plan: every mount, right and syscall rule, one per line.")
 
@@ -77,12 +111,12 @@ struct Explain: AsyncParsableCommand {
     @Argument(parsing: .postTerminator, help: "A command to explain instead of run.command.")
     var command: [String] = []
 
-    func run() async throws {
+    func run() throws {
         do throws(CorralError) {
             let loaded = try Corral.loadProfile(at: options.profile)
             let plan = try Corral.plan(loaded, command: command.isEmpty ? nil : command)
-            print("# corral explain \(options.profile) (manifest sha256 \(loaded.sha256))")
-            print("# plan digest \(Corral.digest(of: plan))")
+            print("# corral explain \(options.profile) (manifest sha256 \(try loaded.sha256()))")
+            print("# plan digest \(try Corral.digest(of: plan))")
             print(plan.description, terminator: "")
         } catch {
             throw fail(error)
@@ -90,13 +124,13 @@ struct Explain: AsyncParsableCommand {
     }
 }
 
-struct Probe: AsyncParsableCommand {
+struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Report what this host supports.")
 
     @Flag(help: "Print JSON.")
     var json = false
 
-    func run() async throws {
+    func run() throws {
         let report = HostProbe().report()
         if json {
             print(String(decoding: try report.jsonData(), as: UTF8.self))

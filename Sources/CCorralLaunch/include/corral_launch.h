@@ -13,6 +13,7 @@
 #ifndef CORRAL_LAUNCH_H
 #define CORRAL_LAUNCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -199,6 +200,9 @@ int corral_pidfd_send_signal(int pidfd, int sig);
 int corral_seccomp_install(const void *filter, uint32_t length);
 /// syscall(2) for Swift, which cannot call the variadic original: the result or -errno.
 long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
+/// SHA-256 of `data` with OpenSSL's libcrypto (dlopen'ed on first use); 0, or -1 when
+/// libcrypto cannot be loaded.
+int corral_sha256(const void *data, size_t count, uint8_t digest[32]);
 /// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
 int corral_seccomp_has_user_notif(void);
 /// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.
