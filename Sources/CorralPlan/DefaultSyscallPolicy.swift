@@ -101,8 +101,7 @@ public enum DefaultSyscallPolicy {
         // Process creation and execution domain.
         "clone3": "namespace flags are passed in memory that seccomp cannot inspect; denied with ENOSYS rather "
             + "than EPERM so glibc falls back to clone, whose flags the argument rules check",
-        "personality": "can disable address-space randomisation and change the execution domain; "
-            + "only the harmless personas are allowed, by argument rules",
+        "personality": "can disable address-space randomisation and change the execution domain",
         "modify_ldt": "edits the x86 local descriptor table, old and bug-prone kernel surface",
 
         // Namespaces and filesystem topology.

@@ -191,10 +191,15 @@ public enum PlanCompiler {
         let overlay = (ArgumentRules.cloneNamespaceDenials + ArgumentRules.ioctlDenials)
             .filter { allowed.contains($0.syscall) }
         let narrowed = Set(conditional.map(\.syscall))
-        var denied = DefaultSyscallPolicy.denied.filter { !allowed.contains($0.key) && !enosys.contains($0.key) }
+        var denied = DefaultSyscallPolicy.denied
+            .filter { !allowed.contains($0.key) && !enosys.contains($0.key) && !extraDeny.contains($0.key) }
             .map { (name: $0.key, reason: narrowed.contains($0.key) ? $0.value + " (except the allow-if rules)" : $0.value) }
-        denied += extraDeny.filter { DefaultSyscallPolicy.denied[$0] == nil }
-            .map { (name: $0, reason: "denied by the manifest") }
+        // A manifest deny keeps the base's reason where there is one; clone3's base reason
+        // explains ENOSYS, which no longer applies.
+        denied += extraDeny.map { name in
+            let reason = name == "clone3" ? nil : DefaultSyscallPolicy.denied[name]
+            return (name: name, reason: reason ?? "denied by the manifest")
+        }
         return SeccompPlan(
             base: spec.base,
             allowed: allowed.sorted(),

@@ -3,7 +3,7 @@ import Testing
 
 /// Corral's own failures: 125 with one `corral: ` line saying what and where, found
 /// before anything runs; 126 and 127 when the command cannot be executed.
-@Suite struct CorralFailureTests {
+@Suite(.tags(.integration)) struct CorralFailureTests {
     @Test("an unknown manifest key exits 125 naming the file, line and key", arguments: RunAs.allCases)
     func unknownKey(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
@@ -25,7 +25,7 @@ import Testing
             manifest.read.append(missing)
             let path = try sandbox.write(manifest)
             let line = try #require(manifest.yaml.split(separator: "\n").firstIndex(of: "    - \"\(missing)\"")) + 1
-            let index = Manifest.systemReadCount + manifest.read.count - 1
+            let index = Manifest.systemRead.count + manifest.read.count - 1
 
             let result = try await sandbox.run(path, [sandbox.probe, "pid"])
             expectCorralFailure(result, status: 125,

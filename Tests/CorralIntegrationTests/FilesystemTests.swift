@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The manifest's path lists, seen from inside: mounts first, Landlock for `exec`.
-@Suite struct FilesystemTests {
+@Suite(.tags(.integration)) struct FilesystemTests {
     @Test("a path outside filesystem.read is invisible", arguments: RunAs.allCases)
     func unlistedPathIsInvisible(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in

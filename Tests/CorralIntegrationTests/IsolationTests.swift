@@ -3,7 +3,7 @@ import Testing
 
 /// What the command sees of itself: no privileges, its own pid namespace, hostname and
 /// session, only the manifest's environment, only fds 0–2.
-@Suite struct IsolationTests {
+@Suite(.tags(.integration)) struct IsolationTests {
     @Test("every capability set is empty, no_new_privs is set, seccomp filters", arguments: RunAs.allCases)
     func noPrivileges(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
@@ -65,9 +65,10 @@ import Testing
     @Test("only fds 0, 1 and 2 reach the command", arguments: RunAs.allCases)
     func onlyStandardDescriptors(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
-            // Control: started the same way without Corral, the probe does see fd 7.
+            // Control: started the same way without Corral, the probe does see fd 7 (and
+            // the socket Foundation's Process hands every child to watch for its exit).
             let control = try await sandbox.command([sandbox.probe, "fds"], inheritedFD7: true)
-            expectProbe(control, printed: "fds 0 1 2 7")
+            #expect(control.status == 0 && control.stdout.hasPrefix("fds 0 1 2 7"), "\(control)")
 
             let manifest = try sandbox.write(Manifest(sandbox: sandbox))
             let result = try await sandbox.run(manifest, [sandbox.probe, "fds"], inheritedFD7: true)

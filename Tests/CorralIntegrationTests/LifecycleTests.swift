@@ -3,7 +3,7 @@ import Testing
 
 /// How a run ends: exit codes and signals come back, `limits.wall` kills the whole tree,
 /// and `--report` records it.
-@Suite struct LifecycleTests {
+@Suite(.tags(.integration)) struct LifecycleTests {
     @Test("exit code 42 comes back as 42", arguments: RunAs.allCases)
     func exitCode(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
@@ -44,10 +44,16 @@ import Testing
             sleeper.arguments = ["sleep", "30"]
             try sleeper.run()
             defer {
-                sleeper.terminate()
+                // SIGKILL: the test process may block SIGTERM, and its children inherit that.
+                kill(sleeper.processIdentifier, SIGKILL)
                 sleeper.waitUntilExit()
             }
-            #expect(CommandRunner.processes(running: sandbox.probe) == [sleeper.processIdentifier])
+            var found: [Int32] = []
+            for _ in 0..<100 where found.isEmpty {   // until the child has exec'd the probe
+                try await Task.sleep(for: .milliseconds(20))
+                found = CommandRunner.processes(running: sandbox.probe)
+            }
+            #expect(found == [sleeper.processIdentifier])
         }
     }
 

@@ -3,7 +3,7 @@ import Testing
 
 /// `network.mode: none`: a fresh network namespace with loopback only, and no raw or
 /// packet sockets.
-@Suite struct NetworkTests {
+@Suite(.tags(.integration)) struct NetworkTests {
     @Test("packet and raw sockets fail with EPERM", arguments: RunAs.allCases, ["packet", "raw"])
     func rawSocketsAreDenied(_ runAs: RunAs, _ family: String) async throws {
         try await withSandbox(runAs) { sandbox in

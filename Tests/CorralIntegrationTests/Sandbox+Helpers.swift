@@ -40,12 +40,8 @@ struct Manifest {
         lines += [
             "filesystem:",
             "  read:",
-            "    - /usr",
-            "    - /etc",
-            "    - { path: /lib, optional: true }",
-            "    - { path: /lib64, optional: true }",
-            "    - { path: /bin, optional: true }",
         ]
+        lines += Self.systemRead.map { "    - \($0)" }
         lines += read.map { "    - \(quoted($0))" }
         for (key, paths) in [("write", write), ("exec", exec), ("deny", deny)] where !paths.isEmpty {
             lines.append("  \(key):")
@@ -58,8 +54,11 @@ struct Manifest {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The number of `filesystem.read` entries before `read` (the fixed system paths).
-    static let systemReadCount = 5
+    /// The `filesystem.read` entries written before `read`: the system's programs and libraries.
+    static let systemRead = [
+        "/usr", "/etc", "{ path: /lib, optional: true }", "{ path: /lib64, optional: true }",
+        "{ path: /bin, optional: true }",
+    ]
 
     private func quoted(_ text: String) -> String {
         "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""

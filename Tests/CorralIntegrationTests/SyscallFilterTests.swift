@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The default seccomp profile, seen from inside: exact errnos, and SIGSYS for foreign ABIs.
-@Suite struct SyscallFilterTests {
+@Suite(.tags(.integration)) struct SyscallFilterTests {
     static let deniedWithEPERM = ["ptrace", "mount", "unshare", "bpf", "keyctl", "io_uring_setup"]
 
     @Test("dangerous syscalls fail with EPERM", arguments: RunAs.allCases, deniedWithEPERM)

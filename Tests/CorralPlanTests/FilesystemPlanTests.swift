@@ -66,6 +66,17 @@ import CorralProfile
                 "tmpfs /tmp mode=1777 noexec",
                 "mask /root optional",
             ]),
+        Case("a mask comes after every bind, even a deeper one", """
+            run: { command: [/bin/true] }
+            filesystem: { read: [/, /usr/share/doc], write: [/srv/out/a/b], deny: [/root, /etc/ssh] }
+            """, [
+                "ro-bind /",
+                "tmpfs /tmp mode=1777 noexec",
+                "ro-bind /usr/share/doc",
+                "bind /srv/out/a/b noexec",
+                "mask /root optional",
+                "mask /etc/ssh optional",
+            ]),
         Case("a write /tmp replaces the fresh tmpfs", """
             run: { command: [/bin/true] }
             filesystem: { read: [/usr], write: [/tmp] }
@@ -123,7 +134,7 @@ import CorralProfile
             "symlink /dev/stdout -> /proc/self/fd/1",
             "symlink /dev/stderr -> /proc/self/fd/2",
             "remount-ro /proc/sys",
-            "remount-ro /proc/sysrq-trigger",
+            "remount-ro /proc/sysrq-trigger optional",
         ])
         #expect(plan.mounts.first { $0.path == "/proc/sysrq-trigger" }?.optional == true)
     }
@@ -139,6 +150,26 @@ import CorralProfile
             }
             #expect(laterAncestors.isEmpty, "\(step) comes before \(laterAncestors.map(\.description))")
         }
+    }
+
+    /// Masks are the last steps of every plan, after Corral's own /dev and /proc steps too, so
+    /// no later mount can cover one.
+    @Test(arguments: orderCases)
+    func masksComeAfterEveryOtherStep(_ c: Case<[String]>) throws {
+        let kinds = try Plans.compile(c.yaml).mounts.map { $0.kind == .mask }
+        #expect(!kinds.drop { !$0 }.contains(false), "a step follows a mask")
+    }
+
+    @Test func masksFollowCorralsOwnSteps() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            filesystem: { read: [/usr, /etc], deny: [/etc/shadow] }
+            """)
+        #expect(plan.mounts.suffix(3).map(\.description) == [
+            "remount-ro /proc/sys",
+            "remount-ro /proc/sysrq-trigger optional",
+            "mask /etc/shadow optional",
+        ])
     }
 
     // MARK: - Flags: write binds noexec, read binds not, a mask for every deny

@@ -6,7 +6,9 @@
 //     CORRAL_UPDATE_GOLDEN=1 swift test --filter CorralPlanTests.GoldenPlanTests
 //
 // then read the diff (`git diff Tests/CorralPlanTests/Fixtures`) as a security review before
-// committing it. A regeneration run records an issue, so it never passes silently.
+// committing it. A regeneration run records an issue, so it never passes silently. The normal
+// run reads the fixtures from the built test bundle: `swift build --build-tests` again after
+// regenerating, or it still compares against the old copies.
 
 import Foundation
 import Testing

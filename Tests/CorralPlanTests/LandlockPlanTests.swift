@@ -163,16 +163,20 @@ import CorralProfile
             == "landlock allow write-file,read-file,read-dir,remove-dir,remove-file,make-dir,make-reg,make-sock,make-fifo,make-sym /srv/out")
     }
 
-    static let execCases: [Case<Bool>] = [
-        Case("/usr/bin/*", "/usr/bin/*", true),
-        Case("/usr/bin/python3.1?", "/usr/bin/python3.1?", true),
-        Case("/usr/bin/[a-c]*", "\"/usr/bin/[a-c]*\"", true),
-        Case("/usr/lib/*/bin/tool", "/usr/lib/*/bin/tool", true),
-        Case("/usr/bin/env", "/usr/bin/env", false),
+    /// An exec entry's rule: `folder/*` becomes one rule on the folder (execute beneath it);
+    /// any other glob stays a pattern the materialiser expands on the host.
+    static let execCases: [Case<(path: String, isPattern: Bool)>] = [
+        Case("/usr/bin/*", "/usr/bin/*", ("/usr/bin", false)),
+        Case("/usr/bin/python3*", "/usr/bin/python3*", ("/usr/bin/python3*", true)),
+        Case("/usr/bin/python3.1?", "/usr/bin/python3.1?", ("/usr/bin/python3.1?", true)),
+        Case("/usr/bin/[a-c]*", "\"/usr/bin/[a-c]*\"", ("/usr/bin/[a-c]*", true)),
+        Case("/usr/lib/*/bin/tool", "/usr/lib/*/bin/tool", ("/usr/lib/*/bin/tool", true)),
+        Case("/usr/lib/*/bin/*", "/usr/lib/*/bin/*", ("/usr/lib/*/bin/*", true)),
+        Case("/usr/bin/env", "/usr/bin/env", ("/usr/bin/env", false)),
     ]
 
     @Test(arguments: execCases)
-    func execEntries(_ c: Case<Bool>) throws {
+    func execEntries(_ c: Case<(path: String, isPattern: Bool)>) throws {
         let plan = try Plans.compile("""
             run: { command: [/bin/true] }
             filesystem:
@@ -181,10 +185,21 @@ import CorralProfile
                 - { path: \(c.yaml), optional: true }
             """)
         let rule = try #require(plan.landlock.rules.first { $0.origin?.keyPath == "filesystem.exec[0]" })
-        #expect(rule.path == c.name)
+        #expect(rule.path == c.expected.path)
         #expect(rule.access == [.readFile, .execute])
-        #expect(rule.isPattern == c.expected)
+        #expect(rule.isPattern == c.expected.isPattern)
         #expect(rule.optional)
         #expect(rule.anchor == .host)
+        #expect(rule.description == "landlock allow execute \(c.expected.path) optional")
+    }
+
+    @Test func execEntryForTheRootFolder() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            filesystem: { read: [/], exec: ["/*"] }
+            """)
+        let rule = try #require(plan.landlock.rules.first { $0.origin?.keyPath == "filesystem.exec[0]" })
+        #expect(rule.path == "/")
+        #expect(rule.isPattern == false)
     }
 }

@@ -14,9 +14,16 @@ import CorralProfile
         ("$(id)", "'$(id)'"),
         ("it's", "'it'\\''s'"),
         ("\u{1b}[2J", "'\\x1b[2J'"),
-        ("tab\there", "'tab\\x9here'"),
+        // Escapes are always two hex digits.
+        ("tab\there", "'tab\\x09here'"),
+        ("bell\u{7}", "'bell\\x07'"),
+        ("a\nb", "'a\\x0ab'"),
+        ("nul\u{0}", "'nul\\x00'"),
+        ("\u{1}1", "'\\x011'"),
+        ("\u{11}", "'\\x11'"),
         ("del\u{7f}", "'del\\x7f'"),
         ("csi\u{9b}2J", "'csi\\x9b2J'"),
+        ("\u{9f}", "'\\x9f'"),
         ("héllo", "héllo"),
     ]
 
@@ -35,30 +42,45 @@ import CorralProfile
         #expect(!text.contains("\u{07}"))
         // The whole command stays on one `exec` line: the newline cannot start a line of its own.
         let exec = text.split(separator: "\n").filter { $0.hasPrefix("exec ") }
-        #expect(exec.count == 1)
-        #expect(exec.first?.hasPrefix("exec /bin/echo '\\x1b[2J\\x1b]0;owned\\x7' 'a\\x") == true)
+        #expect(exec == ["exec /bin/echo '\\x1b[2J\\x1b]0;owned\\x07' 'a\\x0aexec /bin/evil'"])
     }
 
-    /// `\x` escapes are not fixed-width, so different words can print alike: "\u{1}1" and
-    /// "\u{11}" both print as '\x11'; a tab then "b" prints like the C1 CSI character ('\x9b').
-    /// Reported to the lead; remove the known-issue wrapper once `quote` pads to two digits.
-    @Test func escapedWordsStayDistinct() {
-        withKnownIssue("PlanPrinter.quote's \\x escapes are variable-width") {
-            #expect(PlanPrinter.quote("\u{1}1") != PlanPrinter.quote("\u{11}"))
-            #expect(PlanPrinter.quote("\tb") != PlanPrinter.quote("\u{9b}"))
-        }
+    /// Fixed-width `\x` escapes: words that differ print differently ("\u{1}1" and "\u{11}",
+    /// a tab then "b" and the C1 CSI character used to print alike).
+    @Test(arguments: [("\u{1}1", "\u{11}"), ("\tb", "\u{9b}"), ("\u{0}0", "\u{0}"), ("\u{7}f", "\u{7f}")])
+    func escapedWordsStayDistinct(_ a: String, _ b: String) {
+        #expect(PlanPrinter.quote(a) != PlanPrinter.quote(b))
     }
 
-    /// Paths are printed unquoted, and the manifest parser accepts control characters in them,
-    /// so a path can add lines to `corral explain`'s output. Reported to the lead.
-    @Test func controlCharactersInPathsDoNotReachThePlanText() throws {
-        let plan = try Plans.compile("""
+    /// Paths print unquoted, so the manifest parser refuses control characters in them: a path
+    /// can no longer add lines to `corral explain`'s output or drive the reader's terminal.
+    static let forgedPathCases: [Case<String>] = [
+        Case("a newline in a read path", """
             run: { command: [/bin/true] }
             filesystem: { read: [/usr, "/srv/x\\nseccomp allow ptrace"] }
-            """)
-        withKnownIssue("mount, landlock and chdir lines print paths raw") {
-            #expect(!plan.description.split(separator: "\n").contains("seccomp allow ptrace"))
-        }
+            """, """
+            profiles/t.yaml:4: filesystem.read[1]: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        Case("an escape sequence in a write path", """
+            run: { command: [/bin/true] }
+            filesystem: { read: [/usr], write: ["/srv/\\e[2Jout"] }
+            """, """
+            profiles/t.yaml:4: filesystem.write[0]: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        Case("a newline in the workdir", """
+            run: { command: [/bin/true], workdir: "/usr\\nexec /bin/evil" }
+            filesystem: { read: [/usr] }
+            """, """
+            profiles/t.yaml:3: run.workdir: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+    ]
+
+    @Test(arguments: forgedPathCases)
+    func controlCharactersInPathsAreALoadError(_ c: Case<String>) {
+        #expect(Plans.loadFailure(c.yaml) == c.expected)
     }
 
     @Test func controlCharactersInEnvironmentValuesAreEscaped() throws {

@@ -29,6 +29,18 @@ enum Plans {
         try PlanCompiler.compile(profile(body), command: command, host: host(landlockABI: abi))
     }
 
+    /// The `ProfileError`'s full description, or "loaded" when the manifest loads.
+    static func loadFailure(_ body: String) -> String {
+        do {
+            _ = try profile(body)
+            return "loaded"
+        } catch let error as ProfileError {
+            return error.description
+        } catch {
+            return "not a ProfileError: \(error)"
+        }
+    }
+
     /// The `PlanError`'s full description, or "compiled" when the plan compiles. The manifest
     /// itself must load; a `ProfileError` fails the calling test.
     static func failure(_ body: String, command: [String]? = nil, landlockABI abi: Int = 7) throws -> String {

@@ -49,6 +49,43 @@ import CorralProfile
         #expect(try Self.lines().contains("seccomp deny clone3 -> ENOSYS"))
     }
 
+    /// `corral explain` gives each syscall one action: clone3 is in `enosys` only, not also in
+    /// the reasoned EPERM list.
+    @Test func clone3IsPrintedWithOneAction() throws {
+        #expect(try !Self.plan().denied.contains { $0.name == "clone3" })
+        #expect(try Self.lines().filter { $0.contains(" clone3 ") || $0.hasSuffix(" clone3") }
+            == ["seccomp deny clone3 -> ENOSYS"])
+    }
+
+    /// `syscalls.allow: [clone3]` allows it unconditionally; `syscalls.deny: [clone3]` denies it
+    /// with on_deny (EPERM here) and its reason, not ENOSYS.
+    @Test func clone3AllowedOrDeniedByTheManifest() throws {
+        let allowed = try Self.plan(", allow: [clone3]")
+        #expect(allowed.allowed.contains("clone3"))
+        #expect(allowed.enosys.isEmpty)
+        #expect(!allowed.denied.contains { $0.name == "clone3" })
+        let allowedLines = try Self.lines(", allow: [clone3]")
+        #expect(!allowedLines.contains { $0.hasPrefix("seccomp deny clone3") })
+        #expect(allowedLines.filter { $0.hasPrefix("seccomp allow ") && $0.split(separator: " ").contains("clone3") }.count == 1)
+
+        let denied = try Self.plan(", deny: [clone3]")
+        #expect(!denied.allowed.contains("clone3"))
+        #expect(denied.enosys.isEmpty)
+        #expect(denied.denied.filter { $0.name == "clone3" }.map(\.reason) == ["denied by the manifest"])
+        #expect(try Self.lines(", deny: [clone3]").filter { $0.hasPrefix("seccomp deny clone3 ") }
+            == ["seccomp deny clone3 -> EPERM # denied by the manifest"])
+    }
+
+    /// A denied syscall that argument rules partly allow says so in its reason.
+    @Test func personalityDenialNamesTheAllowIfRules() throws {
+        let reason = DefaultSyscallPolicy.denied["personality"]! + " (except the allow-if rules)"
+        let plan = try Self.plan()
+        #expect(plan.denied.filter { $0.name == "personality" }.map(\.reason) == [reason])
+        // Only personality is both denied and conditionally allowed.
+        #expect(plan.denied.filter { $0.reason.hasSuffix(" (except the allow-if rules)") }.map(\.name) == ["personality"])
+        #expect(try Self.lines().contains("seccomp deny personality -> EPERM # \(reason)"))
+    }
+
     @Test func argumentDenialsAreExact() throws {
         let plan = try Self.plan()
         #expect(plan.argumentDenials.map(\.description) == [
@@ -130,8 +167,12 @@ import CorralProfile
                conditional: ["socket", "socketpair"]),
         Change(yaml: "allow: [socket, socketpair]", allowed: ["socket", "socketpair"],
                conditional: ["personality"]),
-        Change(yaml: "allow: [clone3]", enosys: []),
-        Change(yaml: "deny: [clone3]", notAllowed: ["clone3"], enosys: []),
+        Change(yaml: "deny: [personality]", notAllowed: ["personality"],
+               denied: [("personality", DefaultSyscallPolicy.denied["personality"]!)],
+               conditional: ["socket", "socketpair"]),
+        Change(yaml: "allow: [clone3]", allowed: ["clone3"], notDenied: ["clone3"], enosys: []),
+        Change(yaml: "deny: [clone3]", notAllowed: ["clone3"],
+               denied: [("clone3", "denied by the manifest")], enosys: []),
     ]
 
     @Test(arguments: changes)
@@ -146,8 +187,10 @@ import CorralProfile
         #expect(Set(plan.conditionalAllows.map(\.syscall)) == c.conditional)
         #expect(Set(plan.argumentDenials.map(\.syscall)) == c.argumentDenials)
         #expect(plan.enosys == c.enosys)
-        // Nothing is both allowed and denied, and the lists stay sorted.
+        // Nothing is both allowed and denied, or given two actions, and the lists stay sorted.
         #expect(Set(plan.allowed).isDisjoint(with: plan.denied.map(\.name)))
+        #expect(Set(plan.enosys).isDisjoint(with: plan.denied.map(\.name)))
+        #expect(Set(plan.enosys).isDisjoint(with: plan.allowed))
         #expect(plan.allowed == plan.allowed.sorted())
         #expect(plan.denied.map(\.name) == plan.denied.map(\.name).sorted())
     }

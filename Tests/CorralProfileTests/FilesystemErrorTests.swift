@@ -127,6 +127,48 @@ import Testing
             profiles/x.yaml:3: filesystem.read[0]: the path is empty
               hint: name a file or folder, or remove the entry
             """),
+        // Control characters would let a path forge lines in `corral explain` or drive the terminal.
+        BadManifest(name: "newline in a read path", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/usr, "/srv/x\\nseccomp allow ptrace"]
+            """, expected: """
+            profiles/x.yaml:3: filesystem.read[1]: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        BadManifest(name: "tab in a write path", yaml: "goal: { id: a }\nfilesystem:\n  write: [\"./out\\tdir\"]\n",
+                    expected: """
+            profiles/x.yaml:3: filesystem.write[0]: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        BadManifest(name: "escape in a mapping item's path", yaml: """
+            goal: { id: a }
+            filesystem:
+              read:
+                - { path: "/usr/\\e[2J", optional: true }
+            """, expected: """
+            profiles/x.yaml:4: filesystem.read[0].path: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        BadManifest(name: "DEL in a deny path", yaml: "goal: { id: a }\nfilesystem:\n  deny: [\"/etc/x\\x7f\"]\n",
+                    expected: """
+            profiles/x.yaml:3: filesystem.deny[0]: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        BadManifest(name: "C1 control in an exec pattern", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/usr]
+              exec: ["/usr/bin/\\u009b*"]
+            """, expected: """
+            profiles/x.yaml:4: filesystem.exec[0]: the path contains a control character
+              hint: write the path without newlines, tabs or escape characters
+            """),
+        BadManifest(name: "non-ASCII letters are not control characters", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/srv/données, "/srv/\\u00a0nbsp"]
+            """, expected: "loaded"),
     ]
 
     @Test(arguments: pathCases)
@@ -192,6 +234,53 @@ import Testing
             profiles/x.yaml:5: filesystem.write[1]: "/srv/agents/profiles/out" is listed twice; first at filesystem.write[0] (line 4)
               hint: list each path once
             """),
+        // A bind inside a denied folder would be mounted over the mask and show what it hides.
+        BadManifest(name: "read path under a deny path", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/usr, /srv/data/public]
+              deny: [/srv/data]
+            """, expected: """
+            profiles/x.yaml:3: filesystem.read[1]: "/srv/data/public" lies under filesystem.deny[0] (line 4), which hides it
+              hint: remove the entry or narrow the deny path
+            """),
+        BadManifest(name: "write path under a deny path, both relative", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/usr]
+              deny:
+                - /etc/ssh
+                - ./out
+              write:
+                - { path: out/cache/, optional: true }
+            """, expected: """
+            profiles/x.yaml:8: filesystem.write[0]: "/srv/agents/profiles/out/cache" lies under filesystem.deny[1] (line 6), which hides it
+              hint: remove the entry or narrow the deny path
+            """),
+        BadManifest(name: "a file under a denied home folder", yaml: """
+            goal: { id: a }
+            filesystem:
+              write: [/srv/out]
+              read: [/usr, "~/.ssh/config"]
+              deny: ["~/.ssh"]
+            """, expected: """
+            profiles/x.yaml:4: filesystem.read[1]: "/home/ada/.ssh/config" lies under filesystem.deny[0] (line 5), which hides it
+              hint: remove the entry or narrow the deny path
+            """),
+        BadManifest(name: "a deny path sharing a prefix does not hide", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/srv/database]
+              write: [/srv/data-out]
+              deny: [/srv/data]
+            """, expected: "loaded"),
+        BadManifest(name: "a deny path inside a read path is fine", yaml: """
+            goal: { id: a }
+            filesystem:
+              read: [/etc]
+              write: [/srv/out]
+              deny: [/etc/ssh, /srv/out/secret]
+            """, expected: "loaded"),
     ]
 
     @Test(arguments: contradictionCases)
