@@ -16,4 +16,5 @@ const uint64_t corral_CLONE_NEWCGROUP = CLONE_NEWCGROUP;
 const int corral_O_PATH = O_PATH;
 const uint64_t corral_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;
 const uint64_t corral_RESOLVE_IN_ROOT = RESOLVE_IN_ROOT;
+const uint64_t corral_RESOLVE_BENEATH = RESOLVE_BENEATH;
 const uint64_t corral_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;

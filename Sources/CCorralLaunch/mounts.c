@@ -34,16 +34,18 @@ static int openat2_raw(int dirfd, const char *path, uint64_t flags, uint64_t res
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
-/// Opens `target` beneath the new root as an O_PATH handle.
-static int open_target(int root_fd, const char *target) {
+/// Opens `target` beneath the new root as an O_PATH handle. Targets inside a writable tree
+/// follow no symlink at all (another run may have planted one).
+static int open_target(int root_fd, const char *target, uint32_t flags) {
     if (target[0] == '\0') return fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
-    return openat2_raw(root_fd, target, O_PATH | O_CLOEXEC,
-                       RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    if (flags & CORRAL_MOUNT_F_NOFOLLOW) resolve |= RESOLVE_NO_SYMLINKS;
+    return openat2_raw(root_fd, target, O_PATH | O_CLOEXEC, resolve);
 }
 
 /// Moves a detached mount onto `target`.
-static int attach(int tree_fd, int root_fd, const char *target) {
-    int target_fd = open_target(root_fd, target);
+static int attach(int tree_fd, int root_fd, const char *target, uint32_t flags) {
+    int target_fd = open_target(root_fd, target, flags);
     if (target_fd < 0) return -1;
     int rc = move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
     int saved = errno;
@@ -116,7 +118,7 @@ fail:;
 
 // MARK: - Phase 3: one op
 
-static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd) {
+static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd, int mask_file_fd) {
     char mode_buf[8];
     uint64_t attrs = mount_attrs(op->flags);
     switch (op->kind) {
@@ -130,12 +132,12 @@ static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd) 
         return 0;
     }
     case CORRAL_MOUNT_BIND:
-        return attach(tree_fd, root_fd, op->target);
+        return attach(tree_fd, root_fd, op->target, op->flags);
     case CORRAL_MOUNT_TMPFS: {
         const char *options[] = {"mode", octal(op->mode, mode_buf), NULL, NULL};
         int mnt = fresh_mount("tmpfs", options, attrs);
         if (mnt < 0) return -1;
-        int rc = attach(mnt, root_fd, op->target);
+        int rc = attach(mnt, root_fd, op->target, op->flags);
         int saved = errno;
         close(mnt);
         errno = saved;
@@ -144,7 +146,7 @@ static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd) 
     case CORRAL_MOUNT_PROC: {
         int mnt = fresh_mount("proc", NULL, attrs);
         if (mnt < 0) return -1;
-        int rc = attach(mnt, root_fd, op->target);
+        int rc = attach(mnt, root_fd, op->target, op->flags);
         int saved = errno;
         close(mnt);
         errno = saved;
@@ -154,7 +156,7 @@ static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd) 
         const char *options[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "0620", NULL, NULL};
         int mnt = fresh_mount("devpts", options, attrs);
         if (mnt < 0) return -1;
-        int rc = attach(mnt, root_fd, op->target);
+        int rc = attach(mnt, root_fd, op->target, op->flags);
         int saved = errno;
         close(mnt);
         errno = saved;
@@ -170,28 +172,27 @@ static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd) 
             const char *options[] = {"mode", "0000", "size", "4k", NULL, NULL};
             int mnt = fresh_mount("tmpfs", options, attrs | MOUNT_ATTR_RDONLY);
             if (mnt < 0) return -1;
-            int rc = attach(mnt, root_fd, op->target);
+            int rc = attach(mnt, root_fd, op->target, op->flags);
             int saved = errno;
             close(mnt);
             errno = saved;
             return rc;
         }
-        static const char mask_name[] = ".corral-mask";
-        int fd = openat(root_fd, mask_name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0);
-        if (fd < 0) return -1;
-        close(fd);
-        int tree = open_tree(root_fd, mask_name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        // Clone the empty mode-000 file made on the root tmpfs before anything was bound
+        // over it (a bind of / would hide it, and a read-only root could not hold it); its
+        // name is removed once every mount is in place.
+        int tree = open_tree(mask_file_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         if (tree < 0) return -1;
         struct mount_attr attr = {.attr_set = attrs | MOUNT_ATTR_RDONLY};
         int rc = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
-        if (rc == 0) rc = attach(tree, root_fd, op->target);
+        if (rc == 0) rc = attach(tree, root_fd, op->target, op->flags);
         int saved = errno;
         close(tree);
         errno = saved;
         return rc;
     }
     case CORRAL_MOUNT_READONLY: {
-        int target = open_target(root_fd, op->target);
+        int target = open_target(root_fd, op->target, op->flags);
         if (target < 0 && errno == ENOENT && (op->flags & CORRAL_MOUNT_F_OPTIONAL)) return 0;
         if (target < 0) return -1;
         int tree = open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
@@ -236,9 +237,18 @@ int corral_apply_mounts(const struct corral_launch_plan *plan, struct corral_chi
     close(root_mnt);
     int root_fd = open(plan->root_base, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) return corral_fail(failure, CORRAL_STAGE_NEW_ROOT, 2);
+    // The source of every file mask, as an O_PATH handle that outlives its name.
+    int mask_fd = openat(root_fd, ".corral-mask", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0);
+    if (mask_fd < 0) return corral_fail(failure, CORRAL_STAGE_NEW_ROOT, 4);
+    close(mask_fd);
+    mask_fd = openat(root_fd, ".corral-mask", O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    if (mask_fd < 0) return corral_fail(failure, CORRAL_STAGE_NEW_ROOT, 5);
+    // The tmpfs itself, even after a bind of / stacks on it: the mask's name is removed there.
+    int tmpfs_fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+    if (tmpfs_fd < 0) return corral_fail(failure, CORRAL_STAGE_NEW_ROOT, 6);
 
     for (uint32_t i = 0; i < plan->mount_count; i++) {
-        if (apply_op(&plan->mounts[i], root_fd, plan->scratch_fds[i]) < 0)
+        if (apply_op(&plan->mounts[i], root_fd, plan->scratch_fds[i], mask_fd) < 0)
             return corral_fail(failure, CORRAL_STAGE_MOUNTS, i);
         if (plan->scratch_fds[i] >= 0) {
             close(plan->scratch_fds[i]);
@@ -252,7 +262,9 @@ int corral_apply_mounts(const struct corral_launch_plan *plan, struct corral_chi
             if (root_fd < 0) return corral_fail(failure, CORRAL_STAGE_NEW_ROOT, 3);
         }
     }
-    unlinkat(root_fd, ".corral-mask", 0);
+    close(mask_fd);
+    unlinkat(tmpfs_fd, ".corral-mask", 0);
+    close(tmpfs_fd);
 
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
     // the new root alone (pivot_root(2), "NOTES"). No path to the host remains.

@@ -127,6 +127,15 @@ public enum Corral {
         SignalWatcher.block(signals)
     }
 
+    /// Sockets of host daemons that act on a connecting root (or user) with that caller's
+    /// authority. The network namespace does not cover path-named unix sockets and Landlock
+    /// (ABI 7) cannot refuse their connect, so they are masked wherever a read path shows them.
+    public static let daemonSockets = [
+        "/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock", "/run/podman/podman.sock",
+        "/run/dbus/system_bus_socket", "/run/systemd/private", "/run/systemd/notify", "/run/snapd.socket",
+        "/run/libvirt/libvirt-sock", "/run/crio/crio.sock",
+    ]
+
     // MARK: - Helpers
 
 }

@@ -179,25 +179,28 @@ public enum PlanCompiler {
         var allowed = DefaultSyscallPolicy.allowed.subtracting(ArgumentRules.narrowedByArguments)
         allowed.formUnion(extraAllow)
         allowed.subtract(extraDeny)
-        // clone3 hides its flags from seccomp: ENOSYS unless the manifest explicitly allows it.
-        if !extraAllow.contains("clone3") { allowed.remove("clone3") }
-        let enosys = extraAllow.contains("clone3") || extraDeny.contains("clone3") ? [] : ["clone3"]
+        // clone3 and openat2 hide their flags and mode from seccomp (in a struct): ENOSYS, so
+        // libc falls back to clone and openat, unless the manifest names them.
+        let hidden = ["clone3", "openat2"].filter { !extraAllow.contains($0) && !extraDeny.contains($0) }
+        for name in ["clone3", "openat2"] where !extraAllow.contains(name) { allowed.remove(name) }
+        let enosys = hidden
 
         var conditional: [ArgumentRule] = []
         for rule in ArgumentRules.socketAllows + ArgumentRules.personalityAllows
         where !allowed.contains(rule.syscall) && !extraDeny.contains(rule.syscall) {
             conditional.append(rule)
         }
-        let overlay = (ArgumentRules.cloneNamespaceDenials + ArgumentRules.ioctlDenials)
+        let overlay = (ArgumentRules.cloneNamespaceDenials + ArgumentRules.ioctlDenials + ArgumentRules.setIDDenials)
             .filter { allowed.contains($0.syscall) }
         let narrowed = Set(conditional.map(\.syscall))
+        let enosysByDefault: Set<String> = ["clone3", "openat2"]
         var denied = DefaultSyscallPolicy.denied
             .filter { !allowed.contains($0.key) && !enosys.contains($0.key) && !extraDeny.contains($0.key) }
             .map { (name: $0.key, reason: narrowed.contains($0.key) ? $0.value + " (except the allow-if rules)" : $0.value) }
         // A manifest deny keeps the base's reason where there is one; clone3's base reason
         // explains ENOSYS, which no longer applies.
         denied += extraDeny.map { name in
-            let reason = name == "clone3" ? nil : DefaultSyscallPolicy.denied[name]
+            let reason = enosysByDefault.contains(name) ? nil : DefaultSyscallPolicy.denied[name]
             return (name: name, reason: reason ?? "denied by the manifest")
         }
         return SeccompPlan(

@@ -29,6 +29,20 @@ public struct SeccompPlan: Sendable, Hashable {
         hasher.combine(conditionalAllows)
         hasher.combine(argumentDenials)
     }
+
+    /// Everything that decides the compiled BPF, as text: equal keys give equal programs
+    /// (the key of `CorralSystem`'s compiled-program cache).
+    public var filterKey: String {
+        func rule(_ rule: ArgumentRule) -> String {
+            rule.syscall + rule.comparisons.map { ":" + String($0.argument) + "/" + String($0.mask, radix: 16)
+                + "/" + String($0.value, radix: 16) }.joined()
+        }
+        var key = "on-deny " + onDeny.description + "\nallow " + allowed.joined(separator: " ")
+        key += "\nallow-if " + conditionalAllows.map(rule).joined(separator: " ")
+        key += "\ndeny-if " + argumentDenials.map(rule).joined(separator: " ")
+        key += "\nenosys " + enosys.joined(separator: " ")
+        return key
+    }
 }
 
 /// A rule on one syscall's arguments; all comparisons must hold.
@@ -83,15 +97,22 @@ public enum ArgumentRules {
     public static let socketAllows: [ArgumentRule] = {
         let unix: UInt64 = 1, inet: UInt64 = 2, inet6: UInt64 = 10, netlink: UInt64 = 16
         let stream: UInt64 = 1, dgram: UInt64 = 2, seqpacket: UInt64 = 5
+        let tcp: UInt64 = 6, udp: UInt64 = 17
         var rules: [ArgumentRule] = []
-        for (family, name) in [(unix, "unix"), (inet, "inet"), (inet6, "inet6")] {
-            let types = family == unix ? [stream, dgram, seqpacket] : [stream, dgram]
-            for type in types {
-                rules.append(ArgumentRule("socket", [
-                    Comparison(argument: 0, mask: low32, equals: family),
-                    Comparison(argument: 1, mask: 0xF, equals: type),
-                ], note: "\(name) sockets"))
-            }
+        func allow(_ family: UInt64, _ type: UInt64, _ protocol: UInt64, _ note: String) {
+            rules.append(ArgumentRule("socket", [
+                Comparison(argument: 0, mask: low32, equals: family),
+                Comparison(argument: 1, mask: 0xF, equals: type),
+                Comparison(argument: 2, mask: low32, equals: `protocol`),
+            ], note: note))
+        }
+        for type in [stream, dgram, seqpacket] { allow(unix, type, 0, "unix sockets") }
+        // The protocol is pinned too: 0 or the one the type implies (no MPTCP, SCTP, UDP-Lite).
+        for (family, name) in [(inet, "inet"), (inet6, "inet6")] {
+            allow(family, stream, 0, "\(name) sockets")
+            allow(family, stream, tcp, "\(name) sockets")
+            allow(family, dgram, 0, "\(name) sockets")
+            allow(family, dgram, udp, "\(name) sockets")
         }
         rules.append(ArgumentRule("socket", [
             Comparison(argument: 0, mask: low32, equals: netlink),
@@ -109,12 +130,13 @@ public enum ArgumentRules {
                      note: "harmless execution domain")
     }
 
-    /// clone flags that create namespaces (CLONE_NEWNS … CLONE_NEWTIME): a sandboxed program
-    /// must not build its own namespaces (user namespaces are kernel attack surface).
+    /// clone flags that create namespaces: a sandboxed program must not build its own
+    /// namespaces (user namespaces are kernel attack surface). CLONE_NEWTIME exists only for
+    /// clone3 (in clone's flags 0x80 is part of the exit signal), and clone3 gets ENOSYS.
     public static let cloneNamespaceDenials: [ArgumentRule] = [
         (0x0002_0000, "CLONE_NEWNS"), (0x0200_0000, "CLONE_NEWCGROUP"), (0x0400_0000, "CLONE_NEWUTS"),
         (0x0800_0000, "CLONE_NEWIPC"), (0x1000_0000, "CLONE_NEWUSER"), (0x2000_0000, "CLONE_NEWPID"),
-        (0x4000_0000, "CLONE_NEWNET"), (0x0000_0080, "CLONE_NEWTIME"),
+        (0x4000_0000, "CLONE_NEWNET"),
     ].map { flag, name in
         ArgumentRule("clone", [Comparison(argument: 0, mask: UInt64(flag), equals: UInt64(flag))],
                      note: "no new namespaces (\(name))")
@@ -124,7 +146,32 @@ public enum ArgumentRules {
     public static let ioctlDenials: [ArgumentRule] = [
         ArgumentRule("ioctl", [Comparison(argument: 1, mask: low32, equals: 0x5412)], note: "TIOCSTI injects terminal input"),
         ArgumentRule("ioctl", [Comparison(argument: 1, mask: low32, equals: 0x541C)], note: "TIOCLINUX drives the console"),
+        ArgumentRule("ioctl", [Comparison(argument: 1, mask: low32, equals: 0x5423)],
+                     note: "TIOCSETD loads line disciplines, old kernel attack surface"),
     ]
+
+    /// Set-user-ID and set-group-ID bits on files the sandbox creates or changes. A run whose
+    /// uid maps to the caller's (root's, for a run as root) could otherwise leave a set-id
+    /// program in a write path for anyone on the host to execute; nosuid protects only the
+    /// sandbox. One rule per non-zero value of `mode & 06000` (seccomp compares for equality).
+    public static let setIDDenials: [ArgumentRule] = {
+        let setID: UInt64 = 0o6000, creat: UInt64 = 0o100, tmpfile: UInt64 = 0o20000000
+        var rules: [ArgumentRule] = []
+        for bits in [0o4000, 0o2000, 0o6000] as [UInt64] {
+            let mode = { (argument: Int) in Comparison(argument: argument, mask: setID, equals: bits) }
+            for (name, argument) in [("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2), ("creat", 1),
+                                     ("mknod", 1), ("mknodat", 2)] {
+                rules.append(ArgumentRule(name, [mode(argument)], note: "no set-id files"))
+            }
+            for (name, flags, modeArgument) in [("open", 1, 2), ("openat", 2, 3)] {
+                for flag in [creat, tmpfile] {
+                    rules.append(ArgumentRule(name, [Comparison(argument: flags, mask: flag, equals: flag), mode(modeArgument)],
+                                              note: "no set-id files"))
+                }
+            }
+        }
+        return rules
+    }()
 
     /// Syscalls whose unconditional allow is replaced by the rules above.
     public static let narrowedByArguments: Set<String> = ["socket", "socketpair", "personality"]

@@ -41,34 +41,34 @@ public final class PreparedLaunch: @unchecked Sendable {
 }
 
 public enum Materializer {
-    /// - Parameter environment: the caller's environment, for `env.pass` and `env.secrets`.
+    /// - Parameters:
+    ///   - environment: the caller's environment, for `env.pass` and `env.secrets`.
+    ///   - seccompCache: where compiled seccomp programs are kept between runs; nil compiles.
+    ///   - hiddenPaths: host paths masked wherever a bind would show them (daemon sockets),
+    ///     whatever the manifest says.
+    ///   - protectedPaths: host folders no write path may contain, equal or lie in (Corral's
+    ///     own cache: a sandbox that could write there could plant a filter for later runs).
     /// - Throws: `CorralError` naming the manifest entry and the errno when a path cannot be used.
-    public static func prepare(_ plan: LaunchPlan,
-                               environment: [String: String]) throws(CorralError) -> PreparedLaunch {
+    public static func prepare(_ plan: LaunchPlan, environment: [String: String],
+                               seccompCache: SeccompCache? = nil, hiddenPaths: [String] = [],
+                               protectedPaths: [String] = []) throws(CorralError) -> PreparedLaunch {
         let prepared = PreparedLaunch(plan: plan)
-        // libseccomp's ~1 ms of BPF generation overlaps the path work on a second core.
-        final class Compiled: @unchecked Sendable {  // written by the compiling thread before join
-            var programs: Result<[SeccompProgram], CorralError>?
-        }
-        let compiled = Compiled()
-        let seccomp = plan.seccomp
-        let compiling = HostEnvironment.startJoinableThread {
-            do throws(CorralError) { compiled.programs = .success(try SeccompCompiler.compile(seccomp)) } catch {
-                compiled.programs = .failure(error)
-            }
-        }
-        defer { HostEnvironment.join(compiling) }
-        try prepareMounts(plan, into: prepared)
+        try prepareMounts(plan, hiddenPaths: hiddenPaths, protectedPaths: protectedPaths, into: prepared)
         if plan.landlock.abi >= 1 { try prepareLandlock(plan, into: prepared) }
         prepareCommand(plan, environment: environment, into: prepared)
-        HostEnvironment.join(compiling)
-        prepared.seccompPrograms = try compiled.programs!.get()
+        if let seccompCache {
+            prepared.seccompPrograms = try seccompCache.programs(for: plan.seccomp,
+                                                                 architecture: HostProbe().architecture())
+        } else {
+            prepared.seccompPrograms = try SeccompCompiler.compile(plan.seccomp)
+        }
         return prepared
     }
 
     // MARK: - Mounts
 
-    private static func prepareMounts(_ plan: LaunchPlan, into prepared: PreparedLaunch) throws(CorralError) {
+    private static func prepareMounts(_ plan: LaunchPlan, hiddenPaths: [String], protectedPaths: [String],
+                                      into prepared: PreparedLaunch) throws(CorralError) {
         // Folders Corral itself made (on the root tmpfs or a fresh tmpfs): mount points may be
         // created in them. Inside a bound host tree, every target must already exist.
         var ownFolders: Set<String> = ["/"]
@@ -109,9 +109,31 @@ public enum Materializer {
             }
         }
 
+        // A denied object is hidden wherever a bind shows it: under its own path, and under any
+        // other declared path whose canonical source contains it (a read path reached through
+        // a symlink shows the same files under another name).
+        func maskEverywhere(_ path: String, flags: UInt32) {
+            guard let (real, identity) = try? canonicalPathAndIdentity(path) else { return }
+            var maskFlags = flags | UInt32(CORRAL_MOUNT_F_NOEXEC.rawValue)
+            if identity.isDirectory { maskFlags |= UInt32(CORRAL_MOUNT_F_DIRECTORY.rawValue) }
+            var targets: [String] = []
+            for bind in binds where PlanCompiler.isBeneath(real, bind.source) {
+                let suffix = real.dropFirst(bind.source == "/" ? 0 : bind.source.count)
+                let target = bind.target == "/" ? String(suffix) : bind.target + suffix
+                if !targets.contains(target) { targets.append(target) }
+            }
+            for target in targets {
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(target)))
+            }
+        }
+
+        let writable = writeRoots(of: plan)
         for step in plan.mounts {
             var flags: UInt32 = UInt32(CORRAL_MOUNT_F_NOSUID.rawValue | CORRAL_MOUNT_F_NODEV.rawValue)
             if step.noexec { flags |= UInt32(CORRAL_MOUNT_F_NOEXEC.rawValue) }
+            if writable.contains(where: { PlanCompiler.isBeneath(step.path, $0) && step.path != $0 }) {
+                flags |= UInt32(CORRAL_MOUNT_F_NOFOLLOW.rawValue)
+            }
             switch step.kind {
             case .bind, .deviceBind:
                 let readOnly: Bool
@@ -138,37 +160,55 @@ public enum Materializer {
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_PROC, flags: flags, target: rel(step.path)))
             case .devpts:
                 makeLeaf(step.path, directory: true)
-                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_DEVPTS, flags: flags, target: rel(step.path)))
+                // Not nodev: /dev/ptmx (a symlink into it) must open.
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_DEVPTS, flags: flags & ~UInt32(CORRAL_MOUNT_F_NODEV.rawValue),
+                                               target: rel(step.path)))
             case .symlink(let to):
                 makeParents(of: step.path)
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_SYMLINK, flags: 0, source: to, target: rel(step.path)))
             case .mask:
-                // A denied object is hidden wherever a bind shows it: under its own path, and
-                // under any other declared path whose canonical source contains it (a read
-                // path reached through a symlink shows the same files under another name).
-                guard let real = try? canonicalPath(step.path), let fd = try? FileDescriptor.openPath(real) else {
-                    continue
-                }
-                let identity = try? FileIdentity(of: fd)
-                fd.closeChecked()
-                guard let identity else { continue }
-                var maskFlags = flags | UInt32(CORRAL_MOUNT_F_NOEXEC.rawValue)
-                if identity.isDirectory { maskFlags |= UInt32(CORRAL_MOUNT_F_DIRECTORY.rawValue) }
-                var targets: [String] = []
-                for bind in binds where PlanCompiler.isBeneath(real, bind.source) {
-                    let suffix = real.dropFirst(bind.source == "/" ? 0 : bind.source.count)
-                    let target = bind.target == "/" ? String(suffix) : bind.target + suffix
-                    if !targets.contains(target) { targets.append(target) }
-                }
-                for target in targets {
-                    prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(target)))
-                }
+                maskEverywhere(step.path, flags: flags)
             case .readOnly:
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_READONLY,
                                                flags: flags | (step.optional ? UInt32(CORRAL_MOUNT_F_OPTIONAL.rawValue) : 0),
                                                target: rel(step.path)))
             }
         }
+        let base = UInt32(CORRAL_MOUNT_F_NOSUID.rawValue | CORRAL_MOUNT_F_NODEV.rawValue)
+        for path in hiddenPaths { maskEverywhere(path, flags: base) }
+        for protected in protectedPaths {
+            let real = canonicalPrefix(protected)
+            for step in plan.mounts {
+                guard case .bind(readOnly: false) = step.kind,
+                      let bind = binds.first(where: { $0.target == step.path }),
+                      PlanCompiler.isBeneath(real, bind.source) || PlanCompiler.isBeneath(bind.source, real) else { continue }
+                throw CorralError(.profileInvalid, operation: "bind", path: step.path, location: step.origin,
+                                  message: "the write path covers Corral's own cache folder \(protected); a sandbox "
+                                      + "must not be able to change what later runs trust",
+                                  hint: "narrow the write path, or set XDG_CACHE_HOME to a folder outside it")
+            }
+        }
+    }
+
+    /// The folders the sandbox can write: beneath them no symlink is trusted.
+    static func writeRoots(of plan: LaunchPlan) -> [String] {
+        plan.mounts.compactMap { step in
+            if case .bind(readOnly: false) = step.kind { return step.path }
+            return nil
+        }
+    }
+
+    /// The canonical form of a path that may not exist yet: its deepest existing ancestor
+    /// resolved, the rest appended.
+    static func canonicalPrefix(_ path: String) -> String {
+        var head = path, tail = ""
+        while head != "/" && !head.isEmpty {
+            if let (real, _) = try? canonicalPathAndIdentity(head) { return real == "/" ? "/" + tail : real + (tail.isEmpty ? "" : "/" + tail) }
+            let cut = head.lastIndex(of: "/") ?? head.startIndex
+            tail = String(head[head.index(after: cut)...]) + (tail.isEmpty ? "" : "/" + tail)
+            head = cut == head.startIndex ? "/" : String(head[..<cut])
+        }
+        return "/" + tail
     }
 
     private static func rel(_ path: String) -> String { String(path.drop { $0 == "/" }) }
@@ -181,12 +221,19 @@ public enum Materializer {
     /// Canonical path and identity of a host path; nil for a missing optional one.
     private static func resolve(_ path: String, optional: Bool, origin: ManifestLocation?, operation: String,
                                 into prepared: PreparedLaunch) throws(CorralError) -> ResolvedPath? {
-        do {
-            let real = try canonicalPath(path)
-            let fd = try FileDescriptor.openPath(real)
+        do throws(Errno) {
+            let fd = try openDeclaredPath(path, writeRoots: writeRoots(of: prepared.plan))
             defer { fd.closeChecked() }
-            return ResolvedPath(path: real, identity: try FileIdentity(of: fd))
+            let identity = try FileIdentity(of: fd)
+            var real = canonicalPath(of: fd) ?? ""
+            if real.isEmpty { real = try canonicalPath(path) }
+            return ResolvedPath(path: real, identity: identity)
         } catch {
+            if error == .tooManySymbolicLinkLevels || error == .improperLink {
+                throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,
+                                  message: "the path crosses a symlink inside a write path",
+                                  hint: "a sandboxed run may have planted it; remove the symlink or list its target instead")
+            }
             if optional && (error == .noSuchFileOrDirectory || error == .notDirectory) {
                 prepared.skipped.append(path)
                 return nil
@@ -224,19 +271,30 @@ public enum Materializer {
                 }
             }
             for path in paths {
-                guard let resolved = try resolve(path, optional: rule.optional, origin: rule.origin,
-                                                 operation: "landlock rule", into: prepared) else { continue }
+                // Rules attach to inodes: opening the path (symlinks followed) is all it takes.
                 let target: FileDescriptor
-                do { target = try FileDescriptor.openPath(resolved.path) } catch {
-                    throw CorralError(.setupFailed, operation: "open", path: resolved.path, errno: error, location: rule.origin)
+                let identity: FileIdentity
+                do {
+                    target = try openDeclaredPath(path, writeRoots: writeRoots(of: plan))
+                    identity = try FileIdentity(of: target)
+                } catch {
+                    if rule.optional && (error == .noSuchFileOrDirectory || error == .notDirectory) {
+                        prepared.skipped.append(path)
+                        continue
+                    }
+                    throw CorralError(.profileInvalid, operation: "landlock rule", path: path, errno: error,
+                                      location: rule.origin,
+                                      hint: error == .noSuchFileOrDirectory
+                                          ? "create it, fix the path, or mark the entry optional: {path: \(path), optional: true}"
+                                          : nil)
                 }
                 defer { target.closeChecked() }
                 var access = rule.access
-                if !resolved.identity.isDirectory { access.formIntersection(.fileRights) }
+                if !identity.isDirectory { access.formIntersection(.fileRights) }
                 let rc = corral_landlock_add_path_rule(ruleset.rawValue, target.rawValue, access.rawValue)
                 if rc < 0 {
                     throw CorralError(.setupFailed, stage: .landlockRules, operation: "landlock_add_rule",
-                                      path: resolved.path, errno: Errno(rawValue: -rc), location: rule.origin)
+                                      path: path, errno: Errno(rawValue: -rc), location: rule.origin)
                 }
             }
         }

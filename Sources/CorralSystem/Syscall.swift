@@ -94,6 +94,53 @@ struct FileIdentity: Sendable, Hashable {
     }
 }
 
+/// Opens a declared path as an `O_PATH` handle. Beneath any of `writeRoots` no symlink is
+/// followed: a sandbox with a write path could have planted one there in an earlier run, to
+/// turn a nested read or write entry into a bind of anything on the host.
+///
+/// The corresponding C functions are `open(O_PATH)` and `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)`.
+func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> FileDescriptor {
+    guard let root = writeRoots.filter({ path.hasPrefix($0 == "/" ? "/" : $0 + "/") && path != $0 })
+        .max(by: { $0.count < $1.count }) else {
+        return try FileDescriptor.openPath(path)
+    }
+    let rootFD = try FileDescriptor.openPath(root)
+    defer { rootFD.closeChecked() }
+    let rest = String(path.dropFirst(root == "/" ? 1 : root.count + 1))
+    let fd = corral_openat2(rootFD.rawValue, rest, UInt64(corral_O_PATH | O_CLOEXEC), 0,
+                            corral_RESOLVE_NO_SYMLINKS | corral_RESOLVE_BENEATH)
+    return FileDescriptor(rawValue: try valueOrNegatedErrno(fd).get())
+}
+
+/// The canonical path of an open descriptor (/proc/self/fd/N), or nil without /proc.
+func canonicalPath(of fd: FileDescriptor) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4097)
+    let n = unsafe readlink("/proc/self/fd/\(fd.rawValue)", &buffer, 4096)
+    guard n > 0 else { return nil }
+    let name = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
+    return name.hasPrefix("/") && !name.hasSuffix(" (deleted)") ? name : nil
+}
+
+/// The canonical absolute path (symlinks resolved), and the file's identity, from one
+/// open: the kernel's name for the descriptor (/proc/self/fd/N) instead of realpath(3),
+/// which costs an lstat or readlink per path component.
+///
+/// The corresponding C functions are `open(O_PATH)`, `readlink` and `fstat`.
+func canonicalPathAndIdentity(_ path: String) throws(Errno) -> (String, FileIdentity) {
+    let fd = try FileDescriptor.openPath(path)
+    defer { fd.closeChecked() }
+    let identity = try FileIdentity(of: fd)
+    var buffer = [CChar](repeating: 0, count: 4097)
+    let n = unsafe readlink("/proc/self/fd/\(fd.rawValue)", &buffer, 4096)
+    guard n > 0 else {
+        return (try canonicalPath(path), identity)  // no /proc: fall back to realpath(3)
+    }
+    let name = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
+    // Deleted files and names outside our root read differently; trust only a plain path.
+    guard name.hasPrefix("/"), !name.hasSuffix(" (deleted)") else { return (try canonicalPath(path), identity) }
+    return (name, identity)
+}
+
 /// The canonical absolute path (symlinks resolved).
 ///
 /// The corresponding C function is `realpath`.

@@ -83,6 +83,7 @@ enum corral_mount_flag {
     CORRAL_MOUNT_F_NOEXEC = 1u << 3,
     CORRAL_MOUNT_F_DIRECTORY = 1u << 4, ///< the target is (or masks) a folder
     CORRAL_MOUNT_F_OPTIONAL = 1u << 5,  ///< a missing target is skipped
+    CORRAL_MOUNT_F_NOFOLLOW = 1u << 6,  ///< resolve the target without following any symlink
 };
 
 struct corral_mount_op {
@@ -203,6 +204,8 @@ long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4
 /// SHA-256 of `data` with OpenSSL's libcrypto (dlopen'ed on first use); 0, or -1 when
 /// libcrypto cannot be loaded.
 int corral_sha256(const void *data, size_t count, uint8_t digest[32]);
+/// mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena.
+void corral_single_malloc_arena(void);
 /// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
 int corral_seccomp_has_user_notif(void);
 /// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.
@@ -213,7 +216,8 @@ int corral_seccomp_action_available(uint32_t action);
 extern const uint64_t corral_CLONE_NEWUSER, corral_CLONE_NEWPID, corral_CLONE_NEWNS,
     corral_CLONE_NEWNET, corral_CLONE_NEWIPC, corral_CLONE_NEWUTS, corral_CLONE_NEWCGROUP;
 extern const int corral_O_PATH;
-extern const uint64_t corral_RESOLVE_NO_SYMLINKS, corral_RESOLVE_IN_ROOT, corral_RESOLVE_NO_MAGICLINKS;
+extern const uint64_t corral_RESOLVE_NO_SYMLINKS, corral_RESOLVE_IN_ROOT, corral_RESOLVE_NO_MAGICLINKS,
+    corral_RESOLVE_BENEATH;
 
 /// Landlock rights (ABI 1…7), defined here because the installed linux/landlock.h is older
 /// than the kernel.
