@@ -51,9 +51,9 @@ public struct CorralError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         var text = location.map { "\($0): " } ?? ""
         text += operation
-        if let path { text += " `\(path)`" }
+        if let path { text += " `\(Self.printable(path))`" }
         if let stage { text += " (stage \(stage)" + (index.map { " #\($0)" } ?? "") + ")" }
-        if let message { text += ": \(message)" }
+        if let message { text += ": \(Self.printable(message, keepNewlines: true))" }
         if let errno { text += ": \(errno.description) (\(ErrnoNames.name(of: errno.rawValue) ?? "errno \(errno.rawValue)"))" }
         if let hint { text += "\n  hint: \(hint)" }
         return text
@@ -66,6 +66,22 @@ public struct CorralError: Error, Sendable, Hashable, CustomStringConvertible {
     public init(_ error: PlanError) {
         self.init(.profileInvalid, operation: "compile plan", location: error.location, message: error.message,
                   hint: error.hint)
+    }
+
+    /// Control characters shown as `\xNN`: a command name or path from an agent must not be
+    /// able to drive the terminal Corral's error is printed on.
+    static func printable(_ text: String, keepNewlines: Bool = false) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if (v < 0x20 && !(keepNewlines && v == 0x0A)) || v == 0x7F || (0x80..<0xA0).contains(v) {
+                let hex = String(v, radix: 16)
+                out += "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// Host-side advice keyed by (stage, errno), kept apart from the code that detects failures.

@@ -24,3 +24,12 @@ struct LaunchStageTests {
                     + "  hint: the program is not visible inside the sandbox: add its folder to filesystem.read, or give a full path")
     }
 }
+
+struct CorralErrorPrintingTests {
+    @Test func controlCharactersInPathsCannotDriveTheTerminal() {
+        let error = CorralError(.execFailed, stage: .exec, operation: "execve", path: "\u{1b}]0;owned\u{07}x",
+                                errno: .noSuchFileOrDirectory)
+        #expect(error.description.hasPrefix("execve `\\x1b]0;owned\\x07x` (stage exec)"))
+        #expect(!error.description.contains("\u{1b}"))
+    }
+}
