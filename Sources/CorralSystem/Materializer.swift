@@ -80,7 +80,7 @@ public enum Materializer {
             let host = hostTrees.filter { PlanCompiler.isBeneath(path, $0) && path != $0 }
                 .max { $0.count < $1.count }
             let own = ownFolders.filter { PlanCompiler.isBeneath(path, $0) && path != $0 }
-                .max { $0.count < $1.count } ?? "/"
+                .max { $0.count < $1.count } ?? ""
             guard let host else { return false }
             return host.count > own.count
         }
@@ -122,7 +122,8 @@ public enum Materializer {
                 let target = bind.target == "/" ? String(suffix) : bind.target + suffix
                 if !targets.contains(target) { targets.append(target) }
             }
-            for target in targets {
+            // Only where a bind really shows it: Corral's own /tmp or /dev may cover the spot.
+            for target in targets where insideHostTree(target) {
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(target)))
             }
         }
@@ -148,6 +149,7 @@ public enum Materializer {
                                                inode: resolved.identity.inode))
                 if case .bind = step.kind {
                     hostTrees.append(step.path)
+                    ownFolders.remove(step.path)  // the bind covers the folder Corral made
                     binds.append((step.path, resolved.path))
                 }
             case .tmpfs(let mode):

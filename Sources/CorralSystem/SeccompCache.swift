@@ -9,8 +9,9 @@ import SystemPackage
 ///
 /// Safety: an entry is used only when the file is a regular file owned by this user and not
 /// writable by group or others, in a folder with the same properties, and when the full key
-/// stored in it (policy text, architecture, libseccomp version) equals the one asked for. A
-/// sandbox never sees the folder writable: `Materializer` masks it inside every run.
+/// stored in it (policy text, architecture, libseccomp version) equals the one asked for.
+/// Ownership alone proves nothing against a sandbox running as the same user, so no sandbox
+/// may write the folder: `Materializer` refuses any write path that covers it.
 public struct SeccompCache: Sendable {
     public let directory: String
 

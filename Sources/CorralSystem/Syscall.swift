@@ -80,9 +80,14 @@ extension FileDescriptor {
 
 /// `stat` results Corral needs: identity and type.
 struct FileIdentity: Sendable, Hashable {
+    struct Key: Hashable { var device: UInt64, inode: UInt64 }
+
     var device: UInt64
     var inode: UInt64
     var isDirectory: Bool
+    var isSymlink: Bool
+
+    var key: Key { Key(device: device, inode: inode) }
 
     /// The corresponding C function is `fstat`.
     init(of fd: FileDescriptor) throws(Errno) {
@@ -91,25 +96,69 @@ struct FileIdentity: Sendable, Hashable {
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
         isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+        isSymlink = (st.st_mode & S_IFMT) == S_IFLNK
     }
 }
 
-/// Opens a declared path as an `O_PATH` handle. Beneath any of `writeRoots` no symlink is
-/// followed: a sandbox with a write path could have planted one there in an earlier run, to
-/// turn a nested read or write entry into a bind of anything on the host.
+/// Opens a declared path as an `O_PATH` handle, one component at a time. Symlinks are
+/// followed only outside the writable trees (`writeRoots`, opened as the sandbox will see
+/// them): a sandbox with a write path could have planted one there in an earlier run, to
+/// turn a nested read or write entry into a bind of anything on the host. Walking by hand
+/// also catches a writable tree reached through a symlink (`write: [w-link, w/out]`).
 ///
-/// The corresponding C functions are `open(O_PATH)` and `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)`.
+/// The corresponding C functions are `openat(O_PATH | O_NOFOLLOW)` and `readlinkat`.
 func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> FileDescriptor {
-    guard let root = writeRoots.filter({ path.hasPrefix($0 == "/" ? "/" : $0 + "/") && path != $0 })
-        .max(by: { $0.count < $1.count }) else {
-        return try FileDescriptor.openPath(path)
+    guard !writeRoots.isEmpty else { return try FileDescriptor.openPath(path) }
+    var writable: Set<FileIdentity.Key> = []
+    for root in writeRoots {
+        if let fd = try? FileDescriptor.openPath(root) {
+            if let identity = try? FileIdentity(of: fd) { writable.insert(identity.key) }
+            fd.closeChecked()
+        }
     }
-    let rootFD = try FileDescriptor.openPath(root)
-    defer { rootFD.closeChecked() }
-    let rest = String(path.dropFirst(root == "/" ? 1 : root.count + 1))
-    let fd = corral_openat2(rootFD.rawValue, rest, UInt64(corral_O_PATH | O_CLOEXEC), 0,
-                            corral_RESOLVE_NO_SYMLINKS | corral_RESOLVE_BENEATH)
-    return FileDescriptor(rawValue: try valueOrNegatedErrno(fd).get())
+    // The ancestry of the current position: (descriptor, inside a writable tree).
+    var stack: [(FileDescriptor, Bool)] = []
+    defer { for (fd, _) in stack { fd.closeChecked() } }
+    func pushRoot() throws(Errno) {
+        for (fd, _) in stack { fd.closeChecked() }
+        let root = try FileDescriptor.openPath("/")
+        stack = [(root, writable.contains(try FileIdentity(of: root).key))]
+    }
+    try pushRoot()
+    var pending = path.split(separator: "/").map(String.init)
+    var links = 0
+    while !pending.isEmpty {
+        let component = pending.removeFirst()
+        if component == "." || component.isEmpty { continue }
+        if component == ".." {
+            if stack.count > 1 { stack.removeLast().0.closeChecked() }
+            continue
+        }
+        let (parent, parentWritable) = stack[stack.count - 1]
+        let next = FileDescriptor(rawValue: try valueOrErrno {
+            openat(parent.rawValue, component, corral_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+        }.get())
+        let identity: FileIdentity
+        do { identity = try FileIdentity(of: next) } catch {
+            next.closeChecked()
+            throw error
+        }
+        if identity.isSymlink {
+            next.closeChecked()
+            links += 1
+            guard !parentWritable, links <= 40 else { throw Errno.tooManySymbolicLinkLevels }
+            var buffer = [CChar](repeating: 0, count: 4097)
+            let n = unsafe readlinkat(parent.rawValue, component, &buffer, 4096)
+            guard n > 0 else { throw Errno(rawValue: Glibc.errno) }
+            let target = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
+            if target.hasPrefix("/") { try pushRoot() }
+            pending = target.split(separator: "/").map(String.init) + pending
+            continue
+        }
+        stack.append((next, parentWritable || writable.contains(identity.key)))
+    }
+    let (result, _) = stack.removeLast()
+    return result
 }
 
 /// The canonical path of an open descriptor (/proc/self/fd/N), or nil without /proc.

@@ -23,11 +23,13 @@ struct MaterializerTests {
         deinit { _ = system("rm -rf '\(root)'") }
     }
 
-    static func prepare(_ yaml: String, in tree: Tree) throws -> PreparedLaunch {
+    static func prepare(_ yaml: String, in tree: Tree, hiddenPaths: [String] = [],
+                        protectedPaths: [String] = []) throws -> PreparedLaunch {
         let profile = try ProfileLoader.load(contents: yaml, file: "t.yaml", directory: tree.root, home: nil)
         let plan = try PlanCompiler.compile(profile, command: ["/bin/true"],
                                             host: HostFacts(uid: 0, gid: 0, landlockABI: 0))
-        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"])
+        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"], hiddenPaths: hiddenPaths,
+                                        protectedPaths: protectedPaths)
     }
 
     static func ops(_ prepared: PreparedLaunch) -> [String] {
@@ -105,5 +107,59 @@ struct MaterializerTests {
             """, in: tree)
         #expect(prepared.environment == ["KEEP=1", "PATH=/opt/bin"])
         #expect(prepared.execCandidates == ["/bin/true"])
+    }
+
+    /// Host daemon sockets (`Corral.daemonSockets` in a real run) are masked under every bind
+    /// that shows them, whatever the manifest says; absent or invisible ones need no mask.
+    /// (The real sockets live under /run, where tests must not create files.)
+    @Test func hiddenPathsAreMaskedWhereverABindShowsThem() throws {
+        let tree = try Tree()
+        let r = tree.root
+        #expect(mknod("\(r)/app/daemon.sock", S_IFSOCK | 0o600, 0) == 0)
+        let prepared = try Self.prepare("""
+            goal: { id: t }
+            landlock: best-effort
+            filesystem:
+              read: [./link, ./app/keys]
+            """, in: tree, hiddenPaths: ["\(r)/app/daemon.sock", "\(r)/app/absent.sock", "/etc/not-visible.sock"])
+        #expect(Self.ops(prepared).filter { $0.hasPrefix("mask") } == ["mask-file \(r)/link/daemon.sock"])
+    }
+
+    /// Corral's cache folder may not lie in a write path, nor a write path in it.
+    @Test func writePathCoveringAProtectedPathIsRefused() throws {
+        let tree = try Tree()
+        let r = tree.root
+        let yaml = "goal: { id: t }\nlandlock: best-effort\nfilesystem:\n  write: [./app/out]\n"
+        for protected in ["\(r)/app/out/cache/corral", "\(r)/app/out", "\(r)/app"] {
+            #expect("\(protected)") {
+                _ = try Self.prepare(yaml, in: tree, protectedPaths: [protected])
+            } throws: { error in
+                let error = try #require(error as? CorralError)
+                return error.description == "t.yaml:4: filesystem.write[0]: bind `\(r)/app/out`: the write path covers "
+                    + "Corral's own cache folder \(protected); a sandbox must not be able to change what later runs trust\n"
+                    + "  hint: narrow the write path, or set XDG_CACHE_HOME to a folder outside it"
+            }
+        }
+        // A sibling is fine.
+        _ = try Self.prepare(yaml, in: tree, protectedPaths: ["\(r)/app/keys/corral"])
+    }
+
+    /// Only entries strictly beneath a write path resolve their mount targets without
+    /// following symlinks.
+    @Test func entriesBeneathAWritePathAreNoFollow() throws {
+        let tree = try Tree()
+        let r = tree.root
+        let prepared = try Self.prepare("""
+            goal: { id: t }
+            landlock: best-effort
+            filesystem:
+              write: [./app, ./app/out]
+              read: [./app/keys]
+            """, in: tree)
+        let noFollow = UInt32(CORRAL_MOUNT_F_NOFOLLOW.rawValue)
+        let binds = prepared.mountOps.filter { $0.kind == CORRAL_MOUNT_BIND && $0.target.hasPrefix(String(r.dropFirst())) }
+            .map { ("/" + $0.target, $0.flags & noFollow != 0) }
+        #expect(binds.map(\.0) == ["\(r)/app", "\(r)/app/keys", "\(r)/app/out"])
+        #expect(binds.map(\.1) == [false, true, true])
     }
 }
