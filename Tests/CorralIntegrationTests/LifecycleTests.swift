@@ -22,6 +22,39 @@ import Testing
         }
     }
 
+    /// SIGTERM to corral reaches the command (through the sandbox's init); a second one
+    /// kills the whole tree. The command is `sh` ignoring or not ignoring TERM.
+    @Test("SIGTERM to corral is forwarded; a second one kills", arguments: [false, true])
+    func signalForwarding(ignoresTerm: Bool) async throws {
+        try await withSandbox(.root) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.exec.append("/usr/bin/*")  // /usr is among the base manifest's read paths
+            let path = try sandbox.write(manifest)
+            let script = (ignoresTerm ? "trap '' TERM; " : "") + "echo ready; exec /usr/bin/sleep 30"
+            let corral = Process()
+            corral.executableURL = URL(fileURLWithPath: Products.corral)
+            corral.arguments = ["run", "--profile", path, "--", "/usr/bin/sh", "-c", script]
+            let output = Pipe(), errors = Pipe()
+            corral.standardOutput = output
+            corral.standardError = errors
+            try corral.run()
+            let ready = output.fileHandleForReading.availableData   // "ready\n" once the command runs
+            #expect(String(decoding: ready, as: UTF8.self) == "ready\n",
+                    "\(String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))")
+            let start = ContinuousClock.now
+            kill(corral.processIdentifier, SIGTERM)
+            if ignoresTerm {
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(corral.isRunning, "sh ignores TERM, so the first one must not end the run")
+                kill(corral.processIdentifier, SIGTERM)
+            }
+            corral.waitUntilExit()
+            #expect(corral.terminationReason == .exit)
+            #expect(corral.terminationStatus == (ignoresTerm ? 128 + SIGKILL : 128 + SIGTERM))
+            #expect(ContinuousClock.now - start < .seconds(10))
+        }
+    }
+
     /// Sleepers in their own sessions survive anything but the pid namespace's end.
     @Test("limits.wall kills a sleeping tree", arguments: RunAs.allCases)
     func wallClockLimit(_ runAs: RunAs) async throws {
