@@ -261,6 +261,10 @@ void corral_child_main(const struct corral_launch_plan *plan) {
         if (dup2(plan->stdio[i], i) < 0) { corral_fail(&failure, CORRAL_STAGE_FDS, 0); report_and_exit(plan, &failure); }
     }
     if (step_id_maps(plan) < 0) { corral_fail(&failure, CORRAL_STAGE_ID_MAPS, 0); report_and_exit(plan, &failure); }
+    // Executable memfds would run code Landlock never sees (memfd inodes are kernel-private):
+    // make every memfd of this pid namespace noexec (Linux 6.3+). The file is owned by host
+    // root, so this takes effect for runs as root; rootless runs keep the default.
+    if (plan->clone_flags & CLONE_NEWPID) (void)write_file("/proc/sys/vm/memfd_noexec", "2");
     if (plan->clone_flags & CLONE_NEWNS) {
         if (corral_apply_mounts(plan, &failure) < 0) report_and_exit(plan, &failure);
     }

@@ -104,7 +104,8 @@ public struct CorralError: Error, Sendable, Hashable, CustomStringConvertible {
         case (.chdir, _):
             return "run.workdir must exist inside the sandbox: list it (or a folder above it) in filesystem.read or write"
         case (.exec, .some(.noSuchFileOrDirectory)):
-            return "the program is not visible inside the sandbox: add its folder to filesystem.read, or give a full path"
+            return "the program, or its ELF interpreter (ld.so, via /lib64 and /lib), is not visible inside the sandbox: "
+                + "add its folder to filesystem.read, or give a full path"
         case (.exec, .some(.permissionDenied)):
             return "only files matched by filesystem.exec may be executed (and write paths are noexec): add the program there"
         case (.sync, _):

@@ -21,7 +21,8 @@ struct LaunchStageTests {
         #expect(error.description == "mount `/proc` (stage mounts #3): Permission denied (EACCES)")
         let exec = CorralError(.execFailed, stage: .exec, operation: "execve", path: "nosuch", errno: .noSuchFileOrDirectory)
         #expect(exec.description == "execve `nosuch` (stage exec): No such file or directory (ENOENT)\n"
-                    + "  hint: the program is not visible inside the sandbox: add its folder to filesystem.read, or give a full path")
+                    + "  hint: the program, or its ELF interpreter (ld.so, via /lib64 and /lib), is not visible inside the sandbox: "
+                    + "add its folder to filesystem.read, or give a full path")
     }
 }
 
