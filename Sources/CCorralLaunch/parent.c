@@ -10,7 +10,6 @@
 #include <sys/prctl.h>
 #include <signal.h>
 #include <string.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -120,8 +119,4 @@ int corral_seccomp_install(const void *filter, uint32_t length) {
 long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5) {
     long rc = syscall(number, a0, a1, a2, a3, a4, a5);
     return rc < 0 ? -errno : rc;
-}
-
-void corral_single_malloc_arena(void) {
-    mallopt(M_ARENA_MAX, 1);
 }

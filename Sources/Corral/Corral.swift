@@ -104,21 +104,12 @@ public enum Corral {
     }
 
     /// The blocking form of `run`, for callers without an async context (the CLI: starting
-    /// Swift concurrency's thread pool costs a launch about a millisecond).
+    /// Swift concurrency's thread pool costs a launch about a millisecond). It runs on the
+    /// calling thread, which must outlive the run: PR_SET_PDEATHSIG follows the thread that
+    /// cloned the sandbox (the CLI's main thread does).
     /// - Throws: `CorralError`, as `run`.
     public static func runBlocking(_ loaded: LoadedProfile, options: RunOptions) throws(CorralError) -> RunResult {
-        final class Outcome: @unchecked Sendable {  // written by the run's thread before join
-            var result: Result<RunResult, CorralError>?
-        }
-        let outcome = Outcome()
-        HostEnvironment.runOnNewThread {
-            do throws(CorralError) {
-                outcome.result = .success(try Supervisor(loaded: loaded, options: options).run())
-            } catch {
-                outcome.result = .failure(error)
-            }
-        }
-        return try outcome.result!.get()
+        try Supervisor(loaded: loaded, options: options).run()
     }
 
     /// Blocks `signals` in the calling thread so a later run can forward them; call it early

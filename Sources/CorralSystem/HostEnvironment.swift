@@ -80,30 +80,6 @@ public enum HostEnvironment {
         pthread_detach(thread)
     }
 
-    /// A thread to `join` later (exactly once; joining again is a no-op).
-    public final class JoinableThread: @unchecked Sendable {
-        // @unchecked: `joined` is only touched by the thread that started it.
-        fileprivate let thread: pthread_t
-        fileprivate var joined = false
-        fileprivate init(_ thread: pthread_t) { self.thread = thread }
-    }
-
-    public static func startJoinableThread(_ body: @escaping @Sendable () -> Void) -> JoinableThread {
-        JoinableThread(spawnThread(body))
-    }
-
-    public static func join(_ thread: JoinableThread) {
-        guard !thread.joined else { return }
-        thread.joined = true
-        pthread_join(thread.thread, nil)
-    }
-
-    /// Runs `body` on a new thread and waits for it: the blocking form of `startThread`.
-    public static func runOnNewThread(_ body: @escaping @Sendable () -> Void) {
-        let thread = spawnThread(body)
-        pthread_join(thread, nil)
-    }
-
     private static func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
         final class Box: @unchecked Sendable {  // handed to exactly one thread
             let body: @Sendable () -> Void
@@ -184,13 +160,4 @@ public func sha256Hex(_ bytes: [UInt8]) throws(CorralError) -> String {
         let hex = String(byte, radix: 16)
         return hex.count == 1 ? "0" + hex : hex
     }.joined()
-}
-
-extension HostEnvironment {
-    /// Makes every thread allocate from glibc's main arena. A short-lived supervisor gains
-    /// nothing from per-thread arenas, and each new arena's growth costs mprotect calls
-    /// (~2 ms of a launch, measured with libseccomp compiling on a second thread).
-    public static func useSingleMallocArena() {
-        corral_single_malloc_arena()
-    }
 }

@@ -4,7 +4,6 @@ import Corral
 // ArgumentParser's reflection-based set-up costs about 3 ms of it. That one exact shape is
 // recognised directly; everything else (help, errors, other spellings) goes through
 // ArgumentParser, which defines the interface. Both paths share `Run.execute`.
-HostEnvironment.useSingleMallocArena()
 if let fast = Run.FastPath(CommandLine.arguments.dropFirst()) {
     HostEnvironment.exit(Run.execute(profile: fast.profile, report: fast.report, command: fast.command))
 }

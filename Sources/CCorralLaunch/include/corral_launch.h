@@ -204,8 +204,6 @@ long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4
 /// SHA-256 of `data` with OpenSSL's libcrypto (dlopen'ed on first use); 0, or -1 when
 /// libcrypto cannot be loaded.
 int corral_sha256(const void *data, size_t count, uint8_t digest[32]);
-/// mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena.
-void corral_single_malloc_arena(void);
 /// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
 int corral_seccomp_has_user_notif(void);
 /// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.
