@@ -9,8 +9,8 @@ import SystemPackage
 /// (canonical path, device, inode), exec globs expanded, the Landlock ruleset built, the
 /// seccomp programs compiled, argv/envp and the PATH search prepared.
 public final class PreparedLaunch: @unchecked Sendable {
-    // @unchecked: immutable after init except `ruleset`, which only `consumeRuleset` clears,
-    // and the launcher uses a prepared launch from one thread at a time.
+    // @unchecked: filled in by `Materializer.prepare` on one thread, read-only afterwards;
+    // the Landlock ruleset descriptor is closed only by deinit.
     struct MountOp {
         var kind: corral_mount_kind
         var flags: UInt32
