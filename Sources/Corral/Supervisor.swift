@@ -22,10 +22,8 @@ final class Supervisor {
         let start = HostEnvironment.monotonicSeconds()
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
-        let cache = SeccompCache.standard(environment: options.environment)
-        let prepared = try Materializer.prepare(plan, environment: options.environment, seccompCache: cache,
-                                                hiddenPaths: Corral.daemonSockets,
-                                                protectedPaths: cache.map { [$0.root] } ?? [])
+        let prepared = try Materializer.prepare(plan, environment: options.environment,
+                                                hiddenPaths: Corral.daemonSockets)
         let materialised = HostEnvironment.monotonicSeconds()
         let watcher = options.forwardSignals.isEmpty ? nil : SignalWatcher(options.forwardSignals)
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])

@@ -29,20 +29,6 @@ public struct SeccompPlan: Sendable, Hashable {
         hasher.combine(conditionalAllows)
         hasher.combine(argumentDenials)
     }
-
-    /// Everything that decides the compiled BPF, as text: equal keys give equal programs
-    /// (the key of `CorralSystem`'s compiled-program cache).
-    public var filterKey: String {
-        func rule(_ rule: ArgumentRule) -> String {
-            rule.syscall + rule.comparisons.map { ":" + String($0.argument) + "/" + String($0.mask, radix: 16)
-                + "/" + String($0.value, radix: 16) }.joined()
-        }
-        var key = "on-deny " + onDeny.description + "\nallow " + allowed.joined(separator: " ")
-        key += "\nallow-if " + conditionalAllows.map(rule).joined(separator: " ")
-        key += "\ndeny-if " + argumentDenials.map(rule).joined(separator: " ")
-        key += "\nenosys " + enosys.joined(separator: " ")
-        return key
-    }
 }
 
 /// A rule on one syscall's arguments; all comparisons must hold.

@@ -80,6 +80,24 @@ public enum HostEnvironment {
         pthread_detach(thread)
     }
 
+    /// A thread to `join` later (once; a second join does nothing).
+    public final class JoinableThread: @unchecked Sendable {
+        // @unchecked: `joined` is touched only by the thread that started it.
+        fileprivate let thread: pthread_t
+        fileprivate var joined = false
+        fileprivate init(_ thread: pthread_t) { self.thread = thread }
+    }
+
+    public static func startJoinableThread(_ body: @escaping @Sendable () -> Void) -> JoinableThread {
+        JoinableThread(spawnThread(body))
+    }
+
+    public static func join(_ thread: JoinableThread) {
+        guard !thread.joined else { return }
+        thread.joined = true
+        pthread_join(thread.thread, nil)
+    }
+
     private static func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
         final class Box: @unchecked Sendable {  // handed to exactly one thread
             let body: @Sendable () -> Void

@@ -43,31 +43,38 @@ public final class PreparedLaunch: @unchecked Sendable {
 public enum Materializer {
     /// - Parameters:
     ///   - environment: the caller's environment, for `env.pass` and `env.secrets`.
-    ///   - seccompCache: where compiled seccomp programs are kept between runs; nil compiles.
     ///   - hiddenPaths: host paths masked wherever a bind would show them (daemon sockets),
     ///     whatever the manifest says.
-    ///   - protectedPaths: host folders no write path may contain, equal or lie in (Corral's
-    ///     own cache: a sandbox that could write there could plant a filter for later runs).
     /// - Throws: `CorralError` naming the manifest entry and the errno when a path cannot be used.
     public static func prepare(_ plan: LaunchPlan, environment: [String: String],
-                               seccompCache: SeccompCache? = nil, hiddenPaths: [String] = [],
-                               protectedPaths: [String] = []) throws(CorralError) -> PreparedLaunch {
+                               hiddenPaths: [String] = []) throws(CorralError) -> PreparedLaunch {
         let prepared = PreparedLaunch(plan: plan)
-        try prepareMounts(plan, hiddenPaths: hiddenPaths, protectedPaths: protectedPaths, into: prepared)
+        // libseccomp needs ~1 ms for the default policy; it runs on a second core while the
+        // paths are resolved. (A cache of compiled programs on disk was tried and removed: a
+        // folder the caller can write is one some sandbox may write, and a planted filter is
+        // an escape.)
+        final class Compiled: @unchecked Sendable {  // written by the compiling thread before join
+            var programs: Result<[SeccompProgram], CorralError> = .success([])
+        }
+        let compiled = Compiled()
+        let seccomp = plan.seccomp
+        let compiling = HostEnvironment.startJoinableThread {
+            do throws(CorralError) { compiled.programs = .success(try SeccompCompiler.compile(seccomp)) } catch {
+                compiled.programs = .failure(error)
+            }
+        }
+        defer { HostEnvironment.join(compiling) }
+        try prepareMounts(plan, hiddenPaths: hiddenPaths, into: prepared)
         if plan.landlock.abi >= 1 { try prepareLandlock(plan, into: prepared) }
         prepareCommand(plan, environment: environment, into: prepared)
-        if let seccompCache {
-            prepared.seccompPrograms = try seccompCache.programs(for: plan.seccomp,
-                                                                 architecture: HostProbe().architecture())
-        } else {
-            prepared.seccompPrograms = try SeccompCompiler.compile(plan.seccomp)
-        }
+        HostEnvironment.join(compiling)
+        prepared.seccompPrograms = try compiled.programs.get()
         return prepared
     }
 
     // MARK: - Mounts
 
-    private static func prepareMounts(_ plan: LaunchPlan, hiddenPaths: [String], protectedPaths: [String],
+    private static func prepareMounts(_ plan: LaunchPlan, hiddenPaths: [String],
                                       into prepared: PreparedLaunch) throws(CorralError) {
         // Folders Corral itself made (on the root tmpfs or a fresh tmpfs): mount points may be
         // created in them. Inside a bound host tree, every target must already exist.
@@ -123,7 +130,7 @@ public enum Materializer {
                 if !targets.contains(target) { targets.append(target) }
             }
             // Only where a bind really shows it: Corral's own /tmp or /dev may cover the spot.
-            for target in targets where insideHostTree(target) {
+            for target in targets where insideHostTree(target) || binds.contains(where: { $0.target == target }) {
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MASK, flags: maskFlags, target: rel(target)))
             }
         }
@@ -178,18 +185,6 @@ public enum Materializer {
         }
         let base = UInt32(CORRAL_MOUNT_F_NOSUID.rawValue | CORRAL_MOUNT_F_NODEV.rawValue)
         for path in hiddenPaths { maskEverywhere(path, flags: base) }
-        for protected in protectedPaths {
-            let real = canonicalPrefix(protected)
-            for step in plan.mounts {
-                guard case .bind(readOnly: false) = step.kind,
-                      let bind = binds.first(where: { $0.target == step.path }),
-                      PlanCompiler.isBeneath(real, bind.source) || PlanCompiler.isBeneath(bind.source, real) else { continue }
-                throw CorralError(.profileInvalid, operation: "bind", path: step.path, location: step.origin,
-                                  message: "the write path covers Corral's own cache folder \(protected); a sandbox "
-                                      + "must not be able to change what later runs trust",
-                                  hint: "narrow the write path, or set XDG_CACHE_HOME to a folder outside it")
-            }
-        }
     }
 
     /// The folders the sandbox can write: beneath them no symlink is trusted.
@@ -198,19 +193,6 @@ public enum Materializer {
             if case .bind(readOnly: false) = step.kind { return step.path }
             return nil
         }
-    }
-
-    /// The canonical form of a path that may not exist yet: its deepest existing ancestor
-    /// resolved, the rest appended.
-    static func canonicalPrefix(_ path: String) -> String {
-        var head = path, tail = ""
-        while head != "/" && !head.isEmpty {
-            if let (real, _) = try? canonicalPathAndIdentity(head) { return real == "/" ? "/" + tail : real + (tail.isEmpty ? "" : "/" + tail) }
-            let cut = head.lastIndex(of: "/") ?? head.startIndex
-            tail = String(head[head.index(after: cut)...]) + (tail.isEmpty ? "" : "/" + tail)
-            head = cut == head.startIndex ? "/" : String(head[..<cut])
-        }
-        return "/" + tail
     }
 
     private static func rel(_ path: String) -> String { String(path.drop { $0 == "/" }) }

@@ -92,9 +92,9 @@ public enum SeccompCompiler {
         // Other architectures' calling conventions (int 0x80, x32) would reach syscalls under
         // other numbers: kill the whole process, not just the thread.
         try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch")
-        // Binary-tree layout: ~0.09 ms to attach against ~0.28 ms for a linear list (DESIGN.md).
-        // It takes ~1 ms longer to generate, which `SeccompCache` pays once.
-        try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize")
+        // Linear layout (libseccomp's default). The binary tree attaches faster (~0.09 ms
+        // against ~0.28 ms, DESIGN.md) but takes ~1 ms longer to generate for ~300 rules
+        // (measured here with libseccomp 2.5.4), and generation is on every launch's path.
         try body(ctx)
         return try export(ctx)
     }

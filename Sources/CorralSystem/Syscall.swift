@@ -120,9 +120,16 @@ func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> Fil
     var stack: [(FileDescriptor, Bool)] = []
     defer { for (fd, _) in stack { fd.closeChecked() } }
     func pushRoot() throws(Errno) {
-        for (fd, _) in stack { fd.closeChecked() }
+        let old = stack
+        stack = []
+        for (fd, _) in old { fd.closeChecked() }
         let root = try FileDescriptor.openPath("/")
-        stack = [(root, writable.contains(try FileIdentity(of: root).key))]
+        do {
+            stack = [(root, writable.contains(try FileIdentity(of: root).key))]
+        } catch {
+            root.closeChecked()
+            throw error
+        }
     }
     try pushRoot()
     var pending = path.split(separator: "/").map(String.init)
@@ -144,12 +151,14 @@ func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> Fil
             throw error
         }
         if identity.isSymlink {
-            next.closeChecked()
+            defer { next.closeChecked() }
             links += 1
             guard !parentWritable, links <= 40 else { throw Errno.tooManySymbolicLinkLevels }
+            // Read the link just opened (not its name again, which could have changed).
             var buffer = [CChar](repeating: 0, count: 4097)
-            let n = unsafe readlinkat(parent.rawValue, component, &buffer, 4096)
+            let n = unsafe readlinkat(next.rawValue, "", &buffer, 4096)
             guard n > 0 else { throw Errno(rawValue: Glibc.errno) }
+            guard n < 4096 else { throw Errno.fileNameTooLong }
             let target = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
             if target.hasPrefix("/") { try pushRoot() }
             pending = target.split(separator: "/").map(String.init) + pending
@@ -165,7 +174,7 @@ func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> Fil
 func canonicalPath(of fd: FileDescriptor) -> String? {
     var buffer = [CChar](repeating: 0, count: 4097)
     let n = unsafe readlink("/proc/self/fd/\(fd.rawValue)", &buffer, 4096)
-    guard n > 0 else { return nil }
+    guard n > 0, n < 4096 else { return nil }
     let name = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
     return name.hasPrefix("/") && !name.hasSuffix(" (deleted)") ? name : nil
 }
@@ -179,14 +188,9 @@ func canonicalPathAndIdentity(_ path: String) throws(Errno) -> (String, FileIden
     let fd = try FileDescriptor.openPath(path)
     defer { fd.closeChecked() }
     let identity = try FileIdentity(of: fd)
-    var buffer = [CChar](repeating: 0, count: 4097)
-    let n = unsafe readlink("/proc/self/fd/\(fd.rawValue)", &buffer, 4096)
-    guard n > 0 else {
-        return (try canonicalPath(path), identity)  // no /proc: fall back to realpath(3)
+    guard let name = canonicalPath(of: fd) else {
+        return (try canonicalPath(path), identity)  // no /proc, or an odd name: realpath(3)
     }
-    let name = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
-    // Deleted files and names outside our root read differently; trust only a plain path.
-    guard name.hasPrefix("/"), !name.hasSuffix(" (deleted)") else { return (try canonicalPath(path), identity) }
     return (name, identity)
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The defenses of the security review (commit "Harden the launch…"), seen from inside real
-/// sandboxes: set-id bits, symlinks planted in write paths, the seccomp cache, ptys, pinned
+/// sandboxes: set-id bits, symlinks planted in write paths, ptys, pinned
 /// socket protocols and file masks under `read: [/]`.
 ///
 /// Not covered here: the masking of host daemon sockets (`Corral.daemonSockets`). Every one
@@ -182,97 +182,6 @@ import Testing
             #expect(result.stderr.contains("crosses a symlink inside a write path"), "\(result)")
             #expect(content == "original\n")
         }
-    }
-
-    // MARK: - The seccomp cache
-
-    /// A sandbox that could write Corral's cache could plant a filter for later runs.
-    @Test("a write path that covers the seccomp cache is refused",
-          arguments: RunAs.allCases, ["cache inside the write path", "write path inside the cache"])
-    func cacheInsideAWritePathIsRefused(_ runAs: RunAs, _ layout: String) async throws {
-        try await withSandbox(runAs) { sandbox in
-            let wdir = try sandbox.makeFolder("w", ownedByRunner: true)
-            let xdg: String
-            var manifest = Manifest(sandbox: sandbox)
-            if layout == "cache inside the write path" {
-                xdg = wdir + "/cache"
-                manifest.write = [wdir]
-            } else {
-                xdg = sandbox.root + "/xdg"
-                manifest.write = [try sandbox.makeFolder("xdg/corral/seccomp", ownedByRunner: true)]
-            }
-            let path = try sandbox.write(manifest)
-            let result = try await sandbox.run(path, [sandbox.probe, "pid"], environment: ["XDG_CACHE_HOME": xdg])
-            expectCorralFailure(result, status: 125, mentioning: [
-                "filesystem.write[0]: bind `\(manifest.write[0])`: ",
-                "covers Corral's own cache folder \(xdg)/corral",
-            ])
-            #expect(result.stderr.contains("covers Corral's own cache folder"))
-            // Refused before anything was compiled or stored.
-            if layout == "cache inside the write path" {
-                #expect(try FileManager.default.contentsOfDirectory(atPath: wdir).isEmpty)
-            } else {
-                #expect(try FileManager.default.contentsOfDirectory(atPath: manifest.write[0]).isEmpty)
-            }
-        }
-    }
-
-    @Test("compiled filters are cached owner-only, reused, and keyed by the policy", arguments: RunAs.allCases)
-    func cacheIsWrittenReusedAndKeyed(_ runAs: RunAs) async throws {
-        try await withSandbox(runAs) { sandbox in
-            // The scratch folder is owned by the runner and never shown to the sandbox.
-            let xdg = sandbox.scratch + "/xdg"
-            let folder = xdg + "/corral/seccomp"
-            let environment = ["XDG_CACHE_HOME": xdg]
-            let manifest = Manifest(sandbox: sandbox)
-
-            expectProbe(try await sandbox.probe("pid", manifest: manifest, environment: environment),
-                        printed: "pid=2 ppid=1")
-            let first = try Self.cacheEntries(folder)
-            try #require(first.count == 1, "\(first)")
-            let entry = folder + "/" + first[0]
-            #expect(first[0].hasSuffix(".bpf"))
-            let before = try Self.identity(entry)
-            #expect(before.mode == 0o600)
-            #expect(before.uid == runAs.uid)
-            #expect(try Self.identity(folder).mode == 0o700)
-            #expect(try Self.identity(xdg + "/corral").mode == 0o700)
-
-            // A second run with the same policy is a hit: nothing is rewritten (a store
-            // replaces the file by rename, so its inode would change).
-            expectProbe(try await sandbox.probe("pid", manifest: manifest, environment: environment),
-                        printed: "pid=2 ppid=1")
-            #expect(try Self.cacheEntries(folder) == first)
-            #expect(try Self.identity(entry) == before)
-
-            // Another policy is another entry; the first one stays as it was.
-            let other = try sandbox.writeFile("getcwd.yaml", manifest.yaml + "syscalls: { deny: [getcwd] }\n")
-            expectProbe(try await sandbox.run(other, [sandbox.probe, "pid"], environment: environment),
-                        printed: "pid=2 ppid=1")
-            let second = try Self.cacheEntries(folder)
-            #expect(second.count == 2, "\(second)")
-            #expect(second.allSatisfy { $0.hasSuffix(".bpf") }, "\(second)")
-            #expect(second.contains(first[0]))
-            #expect(try Self.identity(entry) == before)
-            for name in second { #expect(try Self.identity(folder + "/" + name).mode == 0o600, "\(name)") }
-        }
-    }
-
-    struct CacheFileState: Equatable {
-        var inode: UInt64
-        var mode: Int
-        var uid: uid_t
-    }
-
-    static func identity(_ path: String) throws -> CacheFileState {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { throw TestFailure("lstat \(path): errno \(errno)") }
-        return CacheFileState(inode: UInt64(st.st_ino), mode: Int(st.st_mode & 0o7777), uid: st.st_uid)
-    }
-
-    /// Every name in the cache folder (temporary files included), sorted.
-    static func cacheEntries(_ folder: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
     }
 
     // MARK: - Terminals and sockets

@@ -23,13 +23,11 @@ struct MaterializerTests {
         deinit { _ = system("rm -rf '\(root)'") }
     }
 
-    static func prepare(_ yaml: String, in tree: Tree, hiddenPaths: [String] = [],
-                        protectedPaths: [String] = []) throws -> PreparedLaunch {
+    static func prepare(_ yaml: String, in tree: Tree, hiddenPaths: [String] = []) throws -> PreparedLaunch {
         let profile = try ProfileLoader.load(contents: yaml, file: "t.yaml", directory: tree.root, home: nil)
         let plan = try PlanCompiler.compile(profile, command: ["/bin/true"],
                                             host: HostFacts(uid: 0, gid: 0, landlockABI: 0))
-        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"], hiddenPaths: hiddenPaths,
-                                        protectedPaths: protectedPaths)
+        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"], hiddenPaths: hiddenPaths)
     }
 
     static func ops(_ prepared: PreparedLaunch) -> [String] {
@@ -126,26 +124,6 @@ struct MaterializerTests {
     }
 
     /// Corral's cache folder may not lie in a write path, nor a write path in it.
-    @Test func writePathCoveringAProtectedPathIsRefused() throws {
-        let tree = try Tree()
-        let r = tree.root
-        let yaml = "goal: { id: t }\nlandlock: best-effort\nfilesystem:\n  write: [./app/out]\n"
-        for protected in ["\(r)/app/out/cache/corral", "\(r)/app/out", "\(r)/app"] {
-            #expect("\(protected)") {
-                _ = try Self.prepare(yaml, in: tree, protectedPaths: [protected])
-            } throws: { error in
-                let error = try #require(error as? CorralError)
-                return error.description == "t.yaml:4: filesystem.write[0]: bind `\(r)/app/out`: the write path covers "
-                    + "Corral's own cache folder \(protected); a sandbox must not be able to change what later runs trust\n"
-                    + "  hint: narrow the write path, or set XDG_CACHE_HOME to a folder outside it"
-            }
-        }
-        // A sibling is fine.
-        _ = try Self.prepare(yaml, in: tree, protectedPaths: ["\(r)/app/keys/corral"])
-    }
-
-    /// Only entries strictly beneath a write path resolve their mount targets without
-    /// following symlinks.
     @Test func entriesBeneathAWritePathAreNoFollow() throws {
         let tree = try Tree()
         let r = tree.root
