@@ -78,7 +78,7 @@ final class Supervisor {
             network: plan.network.rawValue, landlockABI: plan.landlock.abi,
             landlockEnforcement: plan.landlock.enforcement.rawValue,
             landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
-            seccompInstructions: prepared.seccompPrograms.map(\.instructionCount),
+            seccompInstructions: prepared.seccompPrograms.map { $0.instructionCount },
             skippedPaths: prepared.skipped, error: nil,
             timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
                                        launch: launched - materialised, run: ended - launched)

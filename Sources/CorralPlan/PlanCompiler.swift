@@ -174,7 +174,8 @@ public enum PlanCompiler {
 
     // MARK: - Seccomp
 
-    static func seccomp(for spec: SyscallSpec) -> SeccompPlan {
+    /// The seccomp policy of `syscalls` (public so the lowering can rebuild the shared base).
+    public static func seccomp(for spec: SyscallSpec) -> SeccompPlan {
         let extraAllow = Set(spec.allow), extraDeny = Set(spec.deny)
         var allowed = DefaultSyscallPolicy.allowed.subtracting(ArgumentRules.narrowedByArguments)
         allowed.formUnion(extraAllow)
@@ -210,7 +211,9 @@ public enum PlanCompiler {
             argumentDenials: overlay,
             enosys: enosys,
             denied: denied.sorted { $0.name < $1.name },
-            onDeny: spec.onDeny
+            onDeny: spec.onDeny,
+            manifestAllows: spec.allow,
+            manifestDenials: spec.deny
         )
     }
 

@@ -17,6 +17,12 @@ public struct SeccompPlan: Sendable, Hashable {
     /// Names the manifest removed from the base, plus the base's reasoned denials.
     public var denied: [(name: String, reason: String)]
     public var onDeny: DenyAction
+    /// `syscalls.allow` and `syscalls.deny` as the manifest gave them. The lowering builds the
+    /// allow-list from the base and the manifest's allows only, and puts the manifest's denials
+    /// in a third, small program (the kernel applies the strictest answer, so the effect is the
+    /// same); the base programs are then shared by every profile with the same allows.
+    public var manifestAllows: [String] = []
+    public var manifestDenials: [String] = []
 
     public static func == (lhs: SeccompPlan, rhs: SeccompPlan) -> Bool {
         lhs.base == rhs.base && lhs.allowed == rhs.allowed && lhs.conditionalAllows == rhs.conditionalAllows

@@ -41,8 +41,38 @@ public enum SeccompCompiler {
         }
     }
 
-    /// The two stacked programs of a plan (see `SeccompPlan`), in install order.
-    public static func compile(_ plan: SeccompPlan) throws(CorralError) -> [SeccompProgram] {
+    /// The programs of a plan, in install order: the base allow-list and its argument overlay
+    /// (see `SeccompPlan`), built from the base and the manifest's allows only, then — when the
+    /// manifest denies syscalls — a small program that denies them. The kernel applies the
+    /// strictest answer, and for equal actions the last installed, so this is the plan's effect.
+    /// The default base comes precompiled (`PrecompiledSeccomp`) when this host's libseccomp
+    /// and architecture match the ones it was generated with; a test keeps it equal to a fresh
+    /// compile.
+    public static func compile(_ plan: SeccompPlan, usePrecompiled: Bool = true) throws(CorralError) -> [SeccompProgram] {
+        var spec = SyscallSpec()
+        spec.base = plan.base
+        spec.allow = plan.manifestAllows
+        spec.onDeny = plan.onDeny
+        var programs: [SeccompProgram]
+        if usePrecompiled, spec.allow.isEmpty, let precompiled = PrecompiledSeccomp.programs(for: spec) {
+            programs = precompiled
+        } else {
+            programs = try compileBase(PlanCompiler.seccomp(for: spec))
+        }
+        if !plan.manifestDenials.isEmpty {
+            let deny = action(for: plan.onDeny)
+            programs.append(try build(defaultAction: SCMP_ACT_ALLOW) { ctx throws(CorralError) in
+                for name in plan.manifestDenials {
+                    guard let nr = resolve(name) else { continue }
+                    try check(seccomp_rule_add_array(ctx, deny, nr, 0, nil), "deny \(name)")
+                }
+            })
+        }
+        return programs
+    }
+
+    /// The allow-list and the argument overlay of a plan without manifest denials.
+    static func compileBase(_ plan: SeccompPlan) throws(CorralError) -> [SeccompProgram] {
         let deny = action(for: plan.onDeny)
         var programs: [SeccompProgram] = []
         programs.append(try build(defaultAction: deny) { ctx throws(CorralError) in

@@ -95,7 +95,7 @@ struct Check: ParsableCommand {
             }
             print("ok: \(options.profile): goal \(plan.goalID); \(plan.mounts.count) mount steps, "
                   + "\(plan.landlock.rules.count) Landlock rules (ABI \(plan.landlock.abi)), "
-                  + "seccomp \(prepared.seccompPrograms.map(\.instructionCount)) BPF instructions")
+                  + "seccomp \(prepared.seccompPrograms.map { $0.instructionCount }) BPF instructions")
         } catch {
             throw fail(error)
         }
