@@ -149,6 +149,7 @@ public enum Materializer {
                 guard let resolved = try resolve(step.path, optional: step.optional, origin: step.origin,
                                                  operation: "bind", into: prepared) else { continue }
                 if readOnly { flags |= UInt32(CORRAL_MOUNT_F_RDONLY.rawValue) }
+                if resolved.insideWritable { flags |= UInt32(CORRAL_MOUNT_F_NOFOLLOW.rawValue) }
                 if case .deviceBind = step.kind { flags &= ~UInt32(CORRAL_MOUNT_F_NODEV.rawValue) }
                 makeLeaf(step.path, directory: resolved.identity.isDirectory)
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_BIND, flags: flags, source: resolved.path,
@@ -200,18 +201,20 @@ public enum Materializer {
     struct ResolvedPath {
         var path: String
         var identity: FileIdentity
+        /// Reached through a writable tree: its mount target must not follow symlinks either.
+        var insideWritable = false
     }
 
     /// Canonical path and identity of a host path; nil for a missing optional one.
     private static func resolve(_ path: String, optional: Bool, origin: ManifestLocation?, operation: String,
                                 into prepared: PreparedLaunch) throws(CorralError) -> ResolvedPath? {
         do throws(Errno) {
-            let fd = try openDeclaredPath(path, writeRoots: writeRoots(of: prepared.plan))
+            let (fd, insideWritable) = try openDeclaredPathNotingWritable(path, writeRoots: writeRoots(of: prepared.plan))
             defer { fd.closeChecked() }
             let identity = try FileIdentity(of: fd)
             var real = canonicalPath(of: fd) ?? ""
             if real.isEmpty { real = try canonicalPath(path) }
-            return ResolvedPath(path: real, identity: identity)
+            return ResolvedPath(path: real, identity: identity, insideWritable: insideWritable)
         } catch {
             if error == .tooManySymbolicLinkLevels || error == .improperLink {
                 throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,

@@ -108,7 +108,13 @@ struct FileIdentity: Sendable, Hashable {
 ///
 /// The corresponding C functions are `openat(O_PATH | O_NOFOLLOW)` and `readlinkat`.
 func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> FileDescriptor {
-    guard !writeRoots.isEmpty else { return try FileDescriptor.openPath(path) }
+    try openDeclaredPathNotingWritable(path, writeRoots: writeRoots).0
+}
+
+/// `openDeclaredPath`, also telling whether the path lies inside a writable tree (judged by
+/// device and inode along the walk, so a write path named through a symlink counts).
+func openDeclaredPathNotingWritable(_ path: String, writeRoots: [String]) throws(Errno) -> (FileDescriptor, Bool) {
+    guard !writeRoots.isEmpty else { return (try FileDescriptor.openPath(path), false) }
     var writable: Set<FileIdentity.Key> = []
     for root in writeRoots {
         if let fd = try? FileDescriptor.openPath(root) {
@@ -166,8 +172,10 @@ func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> Fil
         }
         stack.append((next, parentWritable || writable.contains(identity.key)))
     }
+    // Inside a writable tree means: some ancestor (not the path itself) is writable.
+    let insideWritable = stack.count >= 2 && stack[stack.count - 2].1
     let (result, _) = stack.removeLast()
-    return result
+    return (result, insideWritable)
 }
 
 /// The canonical path of an open descriptor (/proc/self/fd/N), or nil without /proc.
