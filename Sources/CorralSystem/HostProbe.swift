@@ -35,9 +35,10 @@ public struct HostProbe: Sendable {
         }
     }
 
+    /// A small text file (procfs, sysfs, cgroupfs); nil when unreadable.
     func readSmallFile(_ path: String) -> String? {
-        guard let fd = try? FileDescriptorReader.open(path) else { return nil }
-        return fd
+        guard let bytes = try? HostEnvironment.readFile(path) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func userNamespacesAllowed() -> Bool {
@@ -117,24 +118,6 @@ func expandGlob(_ pattern: String) -> [String] {
     guard unsafe glob(pattern, 0, nil, &result) == 0 else { return [] }
     return unsafe (0..<Int(result.gl_pathc)).compactMap { index in
         unsafe result.gl_pathv[index].map { unsafe String(cString: $0) }
-    }
-}
-
-/// Small text files (procfs, sysfs); nil when unreadable.
-enum FileDescriptorReader {
-    static func open(_ path: String) throws -> String? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = unsafe chunk.withUnsafeMutableBytes { unsafe Glibc.read(fd, $0.baseAddress, 4096) }
-            if n <= 0 { break }
-            bytes += chunk[..<n]
-            if bytes.count > 1 << 20 { break }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
