@@ -1,0 +1,66 @@
+import Corral
+import Foundation
+import Testing
+
+/// The Swift library, driven in-process: `Corral.run` returns the command's termination and
+/// a report, a launch failure is a thrown `CorralError` with its stage, and many runs in a
+/// row leave no descriptor, child process or thread behind in the supervisor.
+@Suite(.serialized, .tags(.integration), .enabled(if: HostSupport.isRoot, "the in-process runs use the root variant"))
+struct LibraryTests {
+    static func openDescriptors() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+
+    static func childCount() -> Int {
+        let me = getpid()
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return pids.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == me
+        }.count
+    }
+
+    @Test func runReturnsTerminationAndReport() async throws {
+        try await withSandbox(.root) { sandbox in
+            let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
+            let result = try await Corral.run(loaded, options: RunOptions(command: [sandbox.probe, "exit", "7"],
+                                                                          environment: [:]))
+            #expect(result.termination == .exited(7))
+            #expect(result.report.exitStatus == 7)
+            #expect(result.report.goalID == Manifest.goalID)
+            #expect(result.report.manifestSHA256?.count == 64)
+        }
+    }
+
+    @Test func aLaunchFailureIsAThrownErrorWithItsStage() async throws {
+        try await withSandbox(.root) { sandbox in
+            let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
+            await #expect {
+                _ = try await Corral.run(loaded, options: RunOptions(command: ["/nonexistent"], environment: [:]))
+            } throws: { error in
+                let error = try #require(error as? CorralError)
+                return error.stage == .exec && error.errno == .noSuchFileOrDirectory && error.code == .execFailed
+            }
+        }
+    }
+
+    /// 100 runs in a row, in this process: no descriptor or child process per run is left.
+    /// Other suites run in parallel in this process and open a few descriptors of their own,
+    /// so the check allows a small drift; a per-run leak would add 100 or more.
+    @Test func manyRunsLeaveNothingBehind() async throws {
+        try await withSandbox(.root) { sandbox in
+            let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
+            let options = RunOptions(command: [sandbox.probe, "exit", "0"], environment: [:])
+            _ = try await Corral.run(loaded, options: options)  // first use of lazily opened things
+            let descriptors = Self.openDescriptors(), children = Self.childCount()
+            for _ in 0..<100 {
+                let result = try await Corral.run(loaded, options: options)
+                #expect(result.termination == .exited(0))
+            }
+            #expect(Self.openDescriptors() - descriptors < 20, "descriptors: \(descriptors) → \(Self.openDescriptors())")
+            #expect(Self.childCount() - children < 20, "children: \(children) → \(Self.childCount())")
+        }
+    }
+}
