@@ -3,10 +3,11 @@
 //
 // init (pid 1 of the new pid namespace):
 //   1. signals reset, PR_SET_PDEATHSIG     6. hostname, loopback up, rlimits
-//   2. wait for the parent's go-ahead       7. Landlock rules for /proc, /dev, /tmp
-//   3. close inherited fds                  8. capabilities dropped, no_new_privs, non-dumpable
-//   4. uid/gid maps (written by itself)     9. spawn the command (vfork-style clone)
-//   5. mounts, pivot_root                  10. reap, forward signals, report the status
+//   2. close inherited fds                  7. Landlock rules for /proc, /dev, /tmp
+//   3. wait for the parent's go-ahead       8. capabilities dropped, no_new_privs, non-dumpable
+//   4. uid/gid maps (written by itself),    9. spawn the command (vfork-style clone)
+//      memfds noexec                       10. reap, forward signals, report the status
+//   5. mounts, pivot_root
 // command (pid 2): session, fds, chdir, Landlock, seccomp, execve.
 #include "internal.h"
 

@@ -55,6 +55,35 @@ import Testing
         }
     }
 
+    /// corral killed with SIGKILL (no chance to clean up): PR_SET_PDEATHSIG kills the
+    /// sandbox's init, and with it every process of its pid namespace, including sleepers
+    /// in sessions of their own.
+    @Test("SIGKILL of corral leaves no process of the run", arguments: RunAs.allCases)
+    func supervisorDeathKillsTheTree(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let path = try sandbox.write(Manifest(sandbox: sandbox))
+            let corral = Process()
+            corral.executableURL = URL(fileURLWithPath: runAs.commandPrefix.first ?? Products.corral)
+            corral.arguments = Array(runAs.commandPrefix.dropFirst())
+                + (runAs.commandPrefix.isEmpty ? [] : [Products.corral])
+                + ["run", "--profile", path, "--", sandbox.probe, "spawn-sleepers", "3", "30"]
+            let output = Pipe()
+            corral.standardOutput = output
+            try corral.run()
+            let line = output.fileHandleForReading.availableData  // "spawned …" once they run
+            #expect(String(decoding: line, as: UTF8.self) == "spawned 3 4 5\n")
+            #expect(CommandRunner.processes(running: sandbox.probe).count == 4)
+            kill(corral.processIdentifier, SIGKILL)
+            corral.waitUntilExit()
+            var left = CommandRunner.processes(running: sandbox.probe)
+            for _ in 0..<100 where !left.isEmpty {  // the kernel tears the namespace down
+                try await Task.sleep(for: .milliseconds(20))
+                left = CommandRunner.processes(running: sandbox.probe)
+            }
+            #expect(left == [], "processes of the run survived corral")
+        }
+    }
+
     /// Sleepers in their own sessions survive anything but the pid namespace's end.
     @Test("limits.wall kills a sleeping tree", arguments: RunAs.allCases)
     func wallClockLimit(_ runAs: RunAs) async throws {
