@@ -93,7 +93,7 @@ public enum Corral {
         try await withCheckedThrowingContinuation { continuation in
             // A thread of its own: PR_SET_PDEATHSIG follows the thread that cloned the sandbox,
             // so that thread must live exactly as long as the run.
-            Supervisor.startThread {
+            HostEnvironment.startThread {
                 do {
                     continuation.resume(returning: try Supervisor(loaded: loaded, options: options).run())
                 } catch {

@@ -2,8 +2,9 @@ import CorralPlan
 import CorralSystem
 import Logging
 
-/// Runs one sandbox from plan to report, on its own thread: compile, materialise, launch,
-/// watch (wall clock, forwarded signals), reap, report.
+/// Runs one sandbox from plan to report: compile, materialise, launch, watch (wall clock,
+/// forwarded signals), reap, report. Runs on the calling thread, which must outlive the run
+/// (PR_SET_PDEATHSIG follows the thread that cloned the sandbox).
 final class Supervisor {
     let loaded: LoadedProfile
     let options: RunOptions
@@ -11,10 +12,6 @@ final class Supervisor {
     init(loaded: LoadedProfile, options: RunOptions) {
         self.loaded = loaded
         self.options = options
-    }
-
-    static func startThread(_ body: @escaping @Sendable () -> Void) {
-        HostEnvironment.startThread(body)
     }
 
     func run() throws(CorralError) -> RunResult {
@@ -32,16 +29,15 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         var killReason: KillReason?
         var forwarded = 0
-        let deadline = plan.wallLimit.map { start + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        // limits.wall counts from the launch: setup time is Corral's, not the command's.
+        let deadline = plan.wallLimit.map { launched + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
 
         watch: while true {
             var timeout: Int32 = -1
             if let deadline {
                 let remaining = deadline - HostEnvironment.monotonicSeconds()
                 if remaining <= 0 {
-                    // SIGKILL to the sandbox's init: the kernel then kills every process of its
-                    // pid namespace, so nothing of the run survives.
-                    process.signal(9)
+                    process.killTree()
                     killReason = .timeout
                     break watch
                 }
@@ -54,7 +50,7 @@ final class Supervisor {
                 while let signal = watcher.next() {
                     forwarded += 1
                     if forwarded > 1 {
-                        process.signal(9)
+                        process.killTree()
                         killReason = .supervisorSignal
                         break watch
                     }
@@ -63,11 +59,7 @@ final class Supervisor {
             }
         }
         let ended = HostEnvironment.monotonicSeconds()
-        let termination: Termination
-        switch process.reap() {
-        case .command(let status): termination = Termination(waitStatus: status)
-        case .initOnly(let status): termination = Termination(waitStatus: status)
-        }
+        let termination = Termination(waitStatus: process.reap())
 
         let report = RunReport(
             goalID: plan.goalID, manifest: loaded.path,

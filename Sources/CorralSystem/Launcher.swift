@@ -21,7 +21,10 @@ public final class SandboxProcess: @unchecked Sendable {
     }
 
     deinit {
-        if !reaped { _ = corral_pidfd_send_signal(pidfd.rawValue, SIGKILL); _ = reap() }
+        if !reaped {  // dropped while running (an error in the caller): nothing may outlive it
+            killTree()
+            _ = reap()
+        }
         pidfd.closeChecked()
         statusRead.closeChecked()
     }
@@ -37,27 +40,26 @@ public final class SandboxProcess: @unchecked Sendable {
         _ = corral_pidfd_send_signal(pidfd.rawValue, signal)
     }
 
-    /// How the sandbox ended.
-    public enum Exit: Sendable, Hashable {
-        /// The command's own wait status, as init reported it.
-        case command(status: Int32)
-        /// init died without reporting (it was killed): its own wait status.
-        case initOnly(status: Int32)
+    /// SIGKILL to the sandbox's init: the kernel then kills every process of its pid
+    /// namespace, so nothing of the run survives.
+    public func killTree() {
+        signal(SIGKILL)
     }
 
-    /// Waits for init to end and reaps it. Blocks.
+    /// Waits for init to end, reaps it, and returns the raw wait status of the run: the
+    /// command's, as init reported it, or init's own when init was killed before reporting.
+    /// Blocks.
     ///
     /// The corresponding C function is `waitid(P_PIDFD)`.
-    public func reap() -> Exit {
+    public func reap() -> Int32 {
         var initStatus: Int32 = 0
         let rc = corral_pidfd_wait(pidfd.rawValue, &initStatus, 0)
         reaped = true
         let bytes = (try? statusRead.readFully(count: 4)) ?? []
         if bytes.count == 4 {
-            let status = bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
-            return .command(status: status)
+            return bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
         }
-        return .initOnly(status: rc == 0 ? initStatus : 0x7F00)
+        return rc == 0 ? initStatus : 0x7F00
     }
 }
 

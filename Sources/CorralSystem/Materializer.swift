@@ -40,6 +40,71 @@ public final class PreparedLaunch: @unchecked Sendable {
     deinit { landlockRuleset?.closeChecked() }
 }
 
+/// Resolves the manifest's host paths once per launch: each declared path is walked and
+/// opened once (`openDeclaredPath`), and the bind and the Landlock rule of the same path share
+/// the result. Failures become one kind of `CorralError`, naming the manifest entry.
+final class DeclaredPathResolver {
+    struct Resolved {
+        /// The canonical path (the child re-opens it with RESOLVE_NO_SYMLINKS).
+        var path: String
+        var identity: FileIdentity
+        /// Reached through a writable tree: the mount target must not follow symlinks either.
+        var insideWritable: Bool
+        /// An O_PATH handle, for Landlock rules; closed with the resolver.
+        var handle: FileDescriptor
+    }
+
+    private let writable: WritableTrees
+    private var cache: [String: Resolved] = [:]
+    /// Optional paths that did not exist.
+    private(set) var skipped: [String] = []
+
+    init(writeRoots: [String]) {
+        writable = WritableTrees(writeRoots)
+    }
+
+    deinit { for resolved in cache.values { resolved.handle.closeChecked() } }
+
+    /// The resolved path, or nil for a missing optional one.
+    /// - Throws: `CorralError` naming `origin`, the path and the errno, with a hint.
+    func resolve(_ path: String, optional: Bool, origin: ManifestLocation?,
+                 operation: String) throws(CorralError) -> Resolved? {
+        if let hit = cache[path] { return hit }
+        do throws(Errno) {
+            let (fd, insideWritable) = try openDeclaredPath(path, writable: writable)
+            let identity: FileIdentity
+            do { identity = try FileIdentity(of: fd) } catch {
+                fd.closeChecked()
+                throw error
+            }
+            var real = canonicalPath(of: fd) ?? ""
+            if real.isEmpty {
+                do { real = try canonicalPath(path) } catch {
+                    fd.closeChecked()
+                    throw error
+                }
+            }
+            let resolved = Resolved(path: real, identity: identity, insideWritable: insideWritable, handle: fd)
+            cache[path] = resolved
+            return resolved
+        } catch {
+            if error == .tooManySymbolicLinkLevels || error == .improperLink {
+                throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,
+                                  message: "the path crosses a symlink inside a write path",
+                                  hint: "a sandboxed run may have planted it; remove the symlink or list its target instead")
+            }
+            if optional && (error == .noSuchFileOrDirectory || error == .notDirectory) {
+                if !skipped.contains(path) { skipped.append(path) }
+                return nil
+            }
+            throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,
+                              hint: error == .noSuchFileOrDirectory
+                                  ? "create it, fix the path, or mark the entry optional: {path: \(path), optional: true}"
+                                  : nil)
+        }
+    }
+}
+
 public enum Materializer {
     /// - Parameters:
     ///   - environment: the caller's environment, for `env.pass` and `env.secrets`.
@@ -64,8 +129,10 @@ public enum Materializer {
             }
         }
         defer { HostEnvironment.join(compiling) }
-        try prepareMounts(plan, hiddenPaths: hiddenPaths, into: prepared)
-        if plan.landlock.abi >= 1 { try prepareLandlock(plan, into: prepared) }
+        let paths = DeclaredPathResolver(writeRoots: writeRoots(of: plan))
+        try prepareMounts(plan, hiddenPaths: hiddenPaths, paths: paths, into: prepared)
+        if plan.landlock.abi >= 1 { try prepareLandlock(plan, paths: paths, into: prepared) }
+        prepared.skipped = paths.skipped
         prepareCommand(plan, environment: environment, into: prepared)
         HostEnvironment.join(compiling)
         prepared.seccompPrograms = try compiled.programs.get()
@@ -74,7 +141,7 @@ public enum Materializer {
 
     // MARK: - Mounts
 
-    private static func prepareMounts(_ plan: LaunchPlan, hiddenPaths: [String],
+    private static func prepareMounts(_ plan: LaunchPlan, hiddenPaths: [String], paths: DeclaredPathResolver,
                                       into prepared: PreparedLaunch) throws(CorralError) {
         // Folders Corral itself made (on the root tmpfs or a fresh tmpfs): mount points may be
         // created in them. Inside a bound host tree, every target must already exist.
@@ -146,8 +213,8 @@ public enum Materializer {
             case .bind, .deviceBind:
                 let readOnly: Bool
                 if case .bind(let ro) = step.kind { readOnly = ro } else { readOnly = false }
-                guard let resolved = try resolve(step.path, optional: step.optional, origin: step.origin,
-                                                 operation: "bind", into: prepared) else { continue }
+                guard let resolved = try paths.resolve(step.path, optional: step.optional, origin: step.origin,
+                                                       operation: "bind") else { continue }
                 if readOnly { flags |= UInt32(CORRAL_MOUNT_F_RDONLY.rawValue) }
                 if resolved.insideWritable { flags |= UInt32(CORRAL_MOUNT_F_NOFOLLOW.rawValue) }
                 if case .deviceBind = step.kind { flags &= ~UInt32(CORRAL_MOUNT_F_NODEV.rawValue) }
@@ -198,43 +265,10 @@ public enum Materializer {
 
     private static func rel(_ path: String) -> String { String(path.drop { $0 == "/" }) }
 
-    struct ResolvedPath {
-        var path: String
-        var identity: FileIdentity
-        /// Reached through a writable tree: its mount target must not follow symlinks either.
-        var insideWritable = false
-    }
-
-    /// Canonical path and identity of a host path; nil for a missing optional one.
-    private static func resolve(_ path: String, optional: Bool, origin: ManifestLocation?, operation: String,
-                                into prepared: PreparedLaunch) throws(CorralError) -> ResolvedPath? {
-        do throws(Errno) {
-            let (fd, insideWritable) = try openDeclaredPathNotingWritable(path, writeRoots: writeRoots(of: prepared.plan))
-            defer { fd.closeChecked() }
-            let identity = try FileIdentity(of: fd)
-            var real = canonicalPath(of: fd) ?? ""
-            if real.isEmpty { real = try canonicalPath(path) }
-            return ResolvedPath(path: real, identity: identity, insideWritable: insideWritable)
-        } catch {
-            if error == .tooManySymbolicLinkLevels || error == .improperLink {
-                throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,
-                                  message: "the path crosses a symlink inside a write path",
-                                  hint: "a sandboxed run may have planted it; remove the symlink or list its target instead")
-            }
-            if optional && (error == .noSuchFileOrDirectory || error == .notDirectory) {
-                prepared.skipped.append(path)
-                return nil
-            }
-            throw CorralError(.profileInvalid, operation: operation, path: path, errno: error, location: origin,
-                              hint: error == .noSuchFileOrDirectory
-                                  ? "create it, fix the path, or mark the entry optional: {path: \(path), optional: true}"
-                                  : nil)
-        }
-    }
-
     // MARK: - Landlock
 
-    private static func prepareLandlock(_ plan: LaunchPlan, into prepared: PreparedLaunch) throws(CorralError) {
+    private static func prepareLandlock(_ plan: LaunchPlan, paths: DeclaredPathResolver,
+                                        into prepared: PreparedLaunch) throws(CorralError) {
         let landlock = plan.landlock
         let fd = corral_landlock_create_ruleset(landlock.handled.rawValue, 0, landlock.scoped.rawValue)
         guard fd >= 0 else {
@@ -248,34 +282,21 @@ public enum Materializer {
                 prepared.landlockChildRules.append((rule.path, rule.access.rawValue))
                 continue
             }
-            var paths = [rule.path]
+            var matches = [rule.path]
             if rule.isPattern {
-                paths = expandGlob(rule.path)
-                if paths.isEmpty && !rule.optional {
+                matches = expandGlob(rule.path)
+                if matches.isEmpty && !rule.optional {
                     throw CorralError(.profileInvalid, operation: "expand exec pattern", path: rule.path,
                                       location: rule.origin, message: "matches no file",
                                       hint: "fix the pattern, or mark it optional")
                 }
             }
-            for path in paths {
-                // Rules attach to inodes: opening the path (symlinks followed) is all it takes.
-                let target: FileDescriptor
-                let identity: FileIdentity
-                do {
-                    target = try openDeclaredPath(path, writeRoots: writeRoots(of: plan))
-                    identity = try FileIdentity(of: target)
-                } catch {
-                    if rule.optional && (error == .noSuchFileOrDirectory || error == .notDirectory) {
-                        prepared.skipped.append(path)
-                        continue
-                    }
-                    throw CorralError(.profileInvalid, operation: "landlock rule", path: path, errno: error,
-                                      location: rule.origin,
-                                      hint: error == .noSuchFileOrDirectory
-                                          ? "create it, fix the path, or mark the entry optional: {path: \(path), optional: true}"
-                                          : nil)
-                }
-                defer { target.closeChecked() }
+            for path in matches {
+                // Rules attach to inodes: the handle the bind resolution opened serves.
+                guard let resolved = try paths.resolve(path, optional: rule.optional, origin: rule.origin,
+                                                       operation: "landlock rule") else { continue }
+                let target = resolved.handle
+                let identity = resolved.identity
                 var access = rule.access
                 if !identity.isDirectory { access.formIntersection(.fileRights) }
                 let rc = corral_landlock_add_path_rule(ruleset.rawValue, target.rawValue, access.rawValue)

@@ -100,28 +100,31 @@ struct FileIdentity: Sendable, Hashable {
     }
 }
 
-/// Opens a declared path as an `O_PATH` handle, one component at a time. Symlinks are
-/// followed only outside the writable trees (`writeRoots`, opened as the sandbox will see
-/// them): a sandbox with a write path could have planted one there in an earlier run, to
-/// turn a nested read or write entry into a bind of anything on the host. Walking by hand
-/// also catches a writable tree reached through a symlink (`write: [w-link, w/out]`).
-///
-/// The corresponding C functions are `openat(O_PATH | O_NOFOLLOW)` and `readlinkat`.
-func openDeclaredPath(_ path: String, writeRoots: [String]) throws(Errno) -> FileDescriptor {
-    try openDeclaredPathNotingWritable(path, writeRoots: writeRoots).0
-}
+/// The identities (device, inode) of the folders a sandbox can write, opened once per launch.
+struct WritableTrees {
+    let identities: Set<FileIdentity.Key>
 
-/// `openDeclaredPath`, also telling whether the path lies inside a writable tree (judged by
-/// device and inode along the walk, so a write path named through a symlink counts).
-func openDeclaredPathNotingWritable(_ path: String, writeRoots: [String]) throws(Errno) -> (FileDescriptor, Bool) {
-    guard !writeRoots.isEmpty else { return (try FileDescriptor.openPath(path), false) }
-    var writable: Set<FileIdentity.Key> = []
-    for root in writeRoots {
-        if let fd = try? FileDescriptor.openPath(root) {
-            if let identity = try? FileIdentity(of: fd) { writable.insert(identity.key) }
+    init(_ roots: [String]) {
+        var identities: Set<FileIdentity.Key> = []
+        for root in roots {
+            guard let fd = try? FileDescriptor.openPath(root) else { continue }
+            if let identity = try? FileIdentity(of: fd) { identities.insert(identity.key) }
             fd.closeChecked()
         }
+        self.identities = identities
     }
+}
+
+/// Opens a declared path as an `O_PATH` handle, one component at a time, and tells whether it
+/// lies inside a writable tree. Symlinks are followed only outside the writable trees: a
+/// sandbox with a write path could have planted one there in an earlier run, to turn a nested
+/// read or write entry into a bind of anything on the host. Judging by device and inode also
+/// catches a writable tree reached through a symlink (`write: [w-link, w/out]`).
+///
+/// The corresponding C functions are `openat(O_PATH | O_NOFOLLOW)` and `readlinkat`.
+func openDeclaredPath(_ path: String, writable: WritableTrees) throws(Errno) -> (FileDescriptor, insideWritable: Bool) {
+    let writable = writable.identities
+    guard !writable.isEmpty else { return (try FileDescriptor.openPath(path), false) }
     // The ancestry of the current position: (descriptor, inside a writable tree).
     var stack: [(FileDescriptor, Bool)] = []
     defer { for (fd, _) in stack { fd.closeChecked() } }
