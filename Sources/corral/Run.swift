@@ -61,8 +61,12 @@ struct Run: ParsableCommand {
                 if token == "--" { break }
                 guard let value = rest.popFirst(), !value.hasPrefix("-") else { return nil }
                 switch token {
-                case "--profile", "-p" where profile == nil: profile = value
-                case "--report" where report == nil: report = value
+                case "--profile", "-p":
+                    guard profile == nil else { return nil }
+                    profile = value
+                case "--report":
+                    guard report == nil else { return nil }
+                    report = value
                 default: return nil
                 }
             }
@@ -71,81 +75,5 @@ struct Run: ParsableCommand {
             self.report = report
             self.command = Array(rest)
         }
-    }
-}
-
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Validate a profile and resolve its paths on this host, without running anything.")
-
-    @OptionGroup var options: ProfileOption
-
-    @Option(help: ArgumentHelp("Write the allow-list seccomp program (raw BPF) to this file.", visibility: .hidden))
-    var emitSeccomp: String?
-
-    func run() throws {
-        do throws(CorralError) {
-            let loaded = try Corral.loadProfile(at: options.profile)
-            let plan = try Corral.plan(loaded, command: ["/bin/true"])
-            let prepared = try Materializer.prepare(plan, environment: [:])
-            if let emitSeccomp, let program = prepared.seccompPrograms.first {
-                do { try HostEnvironment.writeFile(emitSeccomp, program.bytes) } catch {
-                    throw CorralError(.supervisionFailed, operation: "write", path: emitSeccomp, errno: error)
-                }
-            }
-            print("ok: \(options.profile): goal \(plan.goalID); \(plan.mounts.count) mount steps, "
-                  + "\(plan.landlock.rules.count) Landlock rules (ABI \(plan.landlock.abi)), "
-                  + "seccomp \(prepared.seccompPrograms.map { $0.instructionCount }) BPF instructions")
-        } catch {
-            throw fail(error)
-        }
-    }
-}
-
-struct Explain: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Print the compiled launch plan: every mount, right and syscall rule, one per line.")
-
-    @OptionGroup var options: ProfileOption
-
-    @Argument(parsing: .postTerminator, help: "A command to explain instead of run.command.")
-    var command: [String] = []
-
-    func run() throws {
-        do throws(CorralError) {
-            let loaded = try Corral.loadProfile(at: options.profile)
-            let plan = try Corral.plan(loaded, command: command.isEmpty ? nil : command)
-            print("# corral explain \(options.profile) (manifest sha256 \(try loaded.sha256()))")
-            print("# plan digest \(try Corral.digest(of: plan))")
-            print(plan.description, terminator: "")
-        } catch {
-            throw fail(error)
-        }
-    }
-}
-
-struct Probe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Report what this host supports.")
-
-    @Flag(help: "Print JSON.")
-    var json = false
-
-    func run() throws {
-        let report = HostProbe().report()
-        if json {
-            print(String(decoding: try report.jsonData(), as: UTF8.self))
-            return
-        }
-        let facts = report.facts
-        print("kernel: \(report.kernel) (\(facts.architecture))")
-        print("user namespaces: \(facts.userNamespaces ? "yes" : "no") (uid \(facts.uid))")
-        print("landlock: " + (facts.landlockABI > 0 ? "ABI \(facts.landlockABI)" : "unavailable"))
-        print("seccomp: filters yes; kill-process \(report.seccompKillProcess ? "yes" : "no"); "
-              + "user notification \(facts.seccompUserNotification ? "yes" : "no")")
-        print("capabilities: last cap \(report.capLastCap)")
-        let controllers = report.cgroupControllers.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        print("cgroups: \(report.cgroupVersion); " + controllers.joined(separator: " "))
-        print("overlayfs: \(report.overlayfs ? "yes" : "no")")
-        print("dynamic loaders: " + facts.dynamicLoaders.joined(separator: " "))
     }
 }
