@@ -1,3 +1,4 @@
+import CCorralLaunch
 import Glibc
 import Testing
 @testable import CorralSystem
@@ -35,7 +36,8 @@ struct HostProbeTests {
     @Test func thisHostsFacts() {
         let facts = HostProbe().facts()
         #expect(facts.uid == geteuid())
-        #expect(facts.landlockABI >= 0)
+        // The ABI the kernel answers to landlock_create_ruleset(NULL, 0, VERSION), or 0.
+        #expect(facts.landlockABI == max(0, corral_raw_syscall(444, 0, 0, 1, 0, 0, 0)))
         #expect(!facts.dynamicLoaders.isEmpty, "an ELF interpreter exists on any glibc host")
         #expect(facts.dynamicLoaders.allSatisfy { $0.hasPrefix("/") && !$0.contains("*") })
     }
