@@ -16,11 +16,10 @@ public enum PlanCompiler {
     public static func compile(_ profile: Profile, command: [String]? = nil,
                                host: HostFacts) throws(PlanError) -> LaunchPlan {
         let argv = (command?.isEmpty == false ? command : nil) ?? profile.run.command
-        guard let program = argv.first, !program.isEmpty else {
+        guard argv.first?.isEmpty == false else {
             throw PlanError("no command to run",
                             hint: "give one after `--` (corral run --profile P -- CMD…) or set run.command")
         }
-        _ = program
         let fs = profile.filesystem
         try checkReserved(fs)
 

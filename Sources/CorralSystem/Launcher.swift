@@ -89,16 +89,17 @@ public enum Launcher {
         report.writeEnd.closeChecked()
         status.writeEnd.closeChecked()
         defer { report.readEnd.closeChecked() }
-        guard case .success(let child) = cloned else {
+        let child: (pid: pid_t, pidfd: Int32)
+        switch cloned {
+        case .success(let cloned):
+            child = cloned
+        case .failure(let error):
             sync.writeEnd.closeChecked()
             status.readEnd.closeChecked()
-            if case .failure(let error) = cloned {
-                throw CorralError(.kernelUnsupported, operation: "clone3", errno: error,
-                                  hint: error == .permissionDenied || error == .invalidArgument
-                                      ? "this host does not let this user create the sandbox's namespaces; see `corral probe`"
-                                      : nil)
-            }
-            fatalError("unreachable")
+            throw CorralError(.kernelUnsupported, operation: "clone3", errno: error,
+                              hint: error == .permissionDenied || error == .invalidArgument
+                                  ? "this host does not let this user create the sandbox's namespaces; see `corral probe`"
+                                  : nil)
         }
         let process = SandboxProcess(pid: child.pid, pidfd: FileDescriptor(rawValue: child.pidfd),
                                      statusRead: status.readEnd)
