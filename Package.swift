@@ -49,9 +49,13 @@ let package = Package(
         .executableTarget(
             name: "corral",
             dependencies: ["Corral", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            // DT_RELR packs the binary's ~57,000 relative relocations: less work for ld.so on
-            // every launch (glibc ≥ 2.36, binutils ≥ 2.38).
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
+            // Release: a static PIE. No ld.so run, no symbol lookups or relocations of
+            // libstdc++ and friends on every launch (a hello world starts in 0.8 ms instead
+            // of 1.9 ms here), while keeping ASLR (a plain static executable saves another
+            // 0.13 ms but loads at a fixed address). DT_RELR packs the self-relocations.
+            linkerSettings: [.unsafeFlags(["-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie",
+                                           "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                                          .when(configuration: .release))]
         ),
         // Test helper run inside sandboxes. C, because it must issue raw syscalls
         // (int 0x80, x32 numbers) that Swift cannot express.

@@ -1,13 +1,16 @@
 // Child side: everything from clone to execve. Async-signal-safe only: no malloc, no
 // stdio, no libseccomp or libcap. Each step is `if (step_x(...) < 0) report_and_exit()`.
 //
-// init (pid 1 of the new pid namespace):
-//   1. signals reset, PR_SET_PDEATHSIG     6. hostname, loopback up, rlimits
-//   2. close inherited fds                  7. Landlock rules for /proc, /dev, /tmp
-//   3. wait for the parent's go-ahead       8. capabilities dropped, no_new_privs, non-dumpable
-//   4. uid/gid maps (written by itself),    9. spawn the command (vfork-style clone)
-//      memfds noexec                       10. reap, forward signals, report the status
-//   5. mounts, pivot_root
+// init (pid 1 of the new pid namespace), while the parent still prepares the plan:
+//   1. signals reset, PR_SET_PDEATHSIG      4. unshare mount, network, ipc, uts namespaces;
+//   2. close inherited fds                     loopback up; memfds noexec
+//   3. uid/gid maps (written by itself)     5. wait for "go" (and the Landlock ruleset)
+// then, with the whole plan:
+//   6. cgroup namespace (rooted at the run's cgroup), stdio
+//   7. mounts, pivot_root                  10. capabilities dropped, no_new_privs, non-dumpable
+//   8. hostname, rlimits                   11. spawn the command (vfork-style clone), unmap
+//   9. Landlock rules for /proc, /dev, /tmp     the shared plan
+//                                          12. reap, forward signals, report the status
 // command (pid 2): session, fds, chdir, Landlock, seccomp, execve.
 #include "internal.h"
 
@@ -21,6 +24,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -78,13 +82,34 @@ static int step_reset_signals(void) {
     return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
-static int step_wait_for_parent(int sync_fd) {
+/// Waits for "go"; a descriptor attached to it (the Landlock ruleset) lands in `*passed`.
+static int step_wait_for_parent(int sync_fd, int *passed) {
     char go;
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {.iov_base = &go, .iov_len = 1};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof control.space;
     ssize_t n;
-    do { n = read(sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
-    if (n == 1) return 0;
+    do { n = recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n == 0) errno = EPIPE;  // the parent died before saying go
-    return -1;
+    if (n != 1) return -1;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+            cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(passed, CMSG_DATA(cmsg), sizeof(int));
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        errno = EBADMSG;
+        return -1;
+    }
+    return 0;
 }
 
 /// Closes every inherited descriptor except 0–2 and the ones in `keep` (unsorted, -1 ignored).
@@ -219,7 +244,7 @@ static void forward_signal(int sig) {
     errno = saved;
 }
 
-__attribute__((noreturn)) static void init_reap(const struct corral_launch_plan *plan, pid_t command) {
+__attribute__((noreturn)) static void init_reap(int status_fd, pid_t command) {
     static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -240,41 +265,59 @@ __attribute__((noreturn)) static void init_reap(const struct corral_launch_plan 
             _exit(125);  // ECHILD: the command is gone without a status; cannot happen
         }
         if (pid != command) continue;
-        ssize_t ignored = write(plan->status_fd, &status, sizeof status);
+        ssize_t ignored = write(status_fd, &status, sizeof status);
         (void)ignored;
         // Leaving pid 1 makes the kernel kill every process left in the namespace.
         _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
 }
 
-void corral_child_main(const struct corral_launch_plan *plan) {
+void corral_child_main(const struct corral_launch_plan *shared) {
     struct corral_child_failure failure = {0};
     uint32_t index = 0;
+    // Until "go", only the early fields of the shared plan are valid.
+    const struct corral_launch_plan *plan = shared;
 
     if (step_reset_signals() < 0) { corral_fail(&failure, CORRAL_STAGE_SIGNALS, 0); report_and_exit(plan, &failure); }
-    int keep[] = {plan->sync_fd, plan->report_fd, plan->status_fd, plan->landlock_ruleset_fd,
+    int keep[] = {plan->sync_fd, plan->report_fd, plan->status_fd,
                   plan->stdio[0], plan->stdio[1], plan->stdio[2]};
     close_all_except(keep, (int)(sizeof keep / sizeof keep[0]));
-    if (step_wait_for_parent(plan->sync_fd) < 0) { corral_fail(&failure, CORRAL_STAGE_SYNC, 0); report_and_exit(plan, &failure); }
-    close(plan->sync_fd);
-    for (int i = 0; i < 3; i++) {
-        if (plan->stdio[i] < 0 || plan->stdio[i] == i) continue;
-        if (dup2(plan->stdio[i], i) < 0) { corral_fail(&failure, CORRAL_STAGE_FDS, 0); report_and_exit(plan, &failure); }
-    }
     if (step_id_maps(plan) < 0) { corral_fail(&failure, CORRAL_STAGE_ID_MAPS, 0); report_and_exit(plan, &failure); }
+    // The cgroup namespace waits for "go": its root is the cgroup the child is in when it
+    // is made, and the supervisor places the child in the run's cgroup before "go".
+    uint64_t early = plan->clone_flags & (CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+    if (early && unshare((int)early) < 0) { corral_fail(&failure, CORRAL_STAGE_NAMESPACES, 0); report_and_exit(plan, &failure); }
+    if ((plan->clone_flags & CLONE_NEWNET) && step_loopback_up() < 0) {
+        corral_fail(&failure, CORRAL_STAGE_NETWORK, 0);
+        report_and_exit(plan, &failure);
+    }
     // Executable memfds would run code Landlock never sees (memfd inodes are kernel-private):
     // make every memfd of this pid namespace noexec (Linux 6.3+). The file is owned by host
     // root, so this takes effect for runs as root; rootless runs keep the default.
     if (plan->clone_flags & CLONE_NEWPID) (void)write_file("/proc/sys/vm/memfd_noexec", "2");
+
+    int landlock_fd = -1;
+    if (step_wait_for_parent(plan->sync_fd, &landlock_fd) < 0) { corral_fail(&failure, CORRAL_STAGE_SYNC, 0); report_and_exit(plan, &failure); }
+    close(plan->sync_fd);
+    // The whole plan is written now. A copy of the top-level struct on this stack; the
+    // arrays it points to stay in the shared arena (read-only here).
+    struct corral_launch_plan local = *shared;
+    local.landlock_ruleset_fd = landlock_fd;
+    plan = &local;
+
+    if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
+        corral_fail(&failure, CORRAL_STAGE_NAMESPACES, 1);
+        report_and_exit(plan, &failure);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (plan->stdio[i] < 0 || plan->stdio[i] == i) continue;
+        if (dup2(plan->stdio[i], i) < 0) { corral_fail(&failure, CORRAL_STAGE_FDS, 0); report_and_exit(plan, &failure); }
+    }
     if (plan->clone_flags & CLONE_NEWNS) {
         if (corral_apply_mounts(plan, &failure) < 0) report_and_exit(plan, &failure);
     }
     if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) {
         corral_fail(&failure, CORRAL_STAGE_HOSTNAME, 0);
-        report_and_exit(plan, &failure);
-    }
-    if ((plan->clone_flags & CLONE_NEWNET) && step_loopback_up() < 0) {
-        corral_fail(&failure, CORRAL_STAGE_NETWORK, 0);
         report_and_exit(plan, &failure);
     }
     for (uint32_t i = 0; i < plan->rlimit_count; i++) {
@@ -300,9 +343,11 @@ void corral_child_main(const struct corral_launch_plan *plan) {
     if (pid < 0) { corral_fail(&failure, CORRAL_STAGE_SPAWN, 0); report_and_exit(plan, &failure); }
     command_pid = pid;
 
-    // The command has executed or failed: init needs nothing but the status pipe now.
+    // The command has executed or failed: init needs nothing but the status pipe now, and
+    // keeps no view of the supervisor's memory.
     int status_fd = plan->status_fd;
+    if (plan->arena_base) munmap(plan->arena_base, (size_t)plan->arena_size);
     if (status_fd != 0) close_range(0, (unsigned int)status_fd - 1, 0);
     close_range((unsigned int)status_fd + 1, ~0U, 0);
-    init_reap(plan, pid);
+    init_reap(status_fd, pid);
 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,12 +27,14 @@
 
 int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd) {
     // clone3 without CLONE_VM: the child gets a copy-on-write image and runs on its own
-    // stack copy, so it may use the plan without racing the parent's other threads.
+    // stack copy; only the plan's arena is shared. Only the user and pid namespaces are made
+    // here (init must be pid 1): the others, the network namespace above all (~0.8 ms), are
+    // the child's unshare, done while this thread goes on preparing the plan.
     // CLONE_PIDFD gives a race-free handle for signals and waiting.
     int fd = -1;
     struct clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = plan->clone_flags | CLONE_PIDFD;
+    args.flags = (plan->clone_flags & (CLONE_NEWUSER | CLONE_NEWPID)) | CLONE_PIDFD;
     args.pidfd = (uint64_t)(uintptr_t)&fd;
     args.exit_signal = SIGCHLD;
     long rc = syscall(SYS_clone3, &args, sizeof args);
@@ -41,6 +44,29 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
     // CLONE_PIDFD descriptors are always close-on-exec.
     *pidfd = fd;
     return 0;
+}
+
+int corral_send_go(int sync_fd, int pass_fd) {
+    char go = 1;
+    struct iovec iov = {.iov_base = &go, .iov_len = 1};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (pass_fd >= 0) {
+        msg.msg_control = control.space;
+        msg.msg_controllen = sizeof control.space;
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
+    }
+    ssize_t n;
+    do { n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -errno;
 }
 
 int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {

@@ -11,7 +11,7 @@ public struct LoadedProfile: Sendable {
     public var contents: [UInt8]
 
     /// SHA-256 of the manifest's bytes.
-    public func sha256() throws(CorralError) -> String { try sha256Hex(contents) }
+    public func sha256() -> String { sha256Hex(contents) }
 }
 
 /// Options for one run.
@@ -79,8 +79,8 @@ public enum Corral {
     }
 
     /// SHA-256 of the plan's text form: the same plan, the same digest.
-    public static func digest(of plan: LaunchPlan) throws(CorralError) -> String {
-        try sha256Hex(Array(plan.description.utf8))
+    public static func digest(of plan: LaunchPlan) -> String {
+        sha256Hex(Array(plan.description.utf8))
     }
 
     /// Runs a command under a profile and waits for it.

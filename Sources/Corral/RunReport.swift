@@ -92,9 +92,11 @@ public struct RunReport: Sendable, Codable {
     public var timings: Timings
 
     public struct Timings: Sendable, Codable {
-        /// Profile already loaded → plan compiled (host probe included).
+        /// Plan compiled (host probe included). From here to the command's execve, the
+        /// sandbox's init builds its namespaces in parallel: `compile` and `materialise` are
+        /// parts of `launch`.
         public var compile: Double
-        /// Paths resolved, Landlock ruleset built, seccomp compiled.
+        /// Paths resolved, Landlock ruleset built, seccomp programs loaded.
         public var materialise: Double
         /// clone → the command executed.
         public var launch: Double

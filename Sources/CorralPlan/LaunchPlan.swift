@@ -11,6 +11,8 @@ public struct LaunchPlan: Sendable, Hashable, CustomStringConvertible {
     public var uidMap: IDMapping
     public var gidMap: IDMapping
     public var hostname: String
+
+    public var shape: SandboxShape { SandboxShape(namespaces: namespaces, uidMap: uidMap, gidMap: gidMap) }
     /// Ordered: each step's target exists when it runs (parents first).
     public var mounts: [MountStep]
     public var landlock: LandlockPlan
@@ -36,6 +38,20 @@ public struct Namespaces: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "unshare \(names.joined(separator: " "))" }
+}
+
+/// What the sandbox's init is cloned with: known from the profile and the caller's ids
+/// alone, so the clone can start before the rest of the plan is compiled.
+public struct SandboxShape: Sendable, Hashable {
+    public var namespaces: Namespaces
+    public var uidMap: IDMapping
+    public var gidMap: IDMapping
+
+    public init(namespaces: Namespaces, uidMap: IDMapping, gidMap: IDMapping) {
+        self.namespaces = namespaces
+        self.uidMap = uidMap
+        self.gidMap = gidMap
+    }
 }
 
 public struct IDMapping: Sendable, Hashable, CustomStringConvertible {

@@ -23,15 +23,14 @@ public enum PlanCompiler {
         let fs = profile.filesystem
         try checkReserved(fs)
 
-        var namespaces = Namespaces()
-        namespaces.network = profile.network.mode != .host
+        let shape = shape(of: profile, uid: host.uid, gid: host.gid)
         let workdir = try workdir(of: profile)
 
         return LaunchPlan(
             goalID: profile.goal.id,
-            namespaces: namespaces,
-            uidMap: IDMapping(inside: host.uid, outside: host.uid),
-            gidMap: IDMapping(inside: host.gid, outside: host.gid),
+            namespaces: shape.namespaces,
+            uidMap: shape.uidMap,
+            gidMap: shape.gidMap,
             hostname: profile.goal.id,
             mounts: mounts(for: fs),
             landlock: try landlock(for: profile, host: host),
@@ -43,6 +42,14 @@ public enum PlanCompiler {
             workdir: workdir,
             wallLimit: profile.limits.wall
         )
+    }
+
+    /// The namespaces and id maps of a profile's sandbox; `compile` uses the same.
+    public static func shape(of profile: Profile, uid: UInt32, gid: UInt32) -> SandboxShape {
+        var namespaces = Namespaces()
+        namespaces.network = profile.network.mode != .host
+        return SandboxShape(namespaces: namespaces, uidMap: IDMapping(inside: uid, outside: uid),
+                            gidMap: IDMapping(inside: gid, outside: gid))
     }
 
     // MARK: - Filesystem view

@@ -8,11 +8,17 @@ public enum HostEnvironment {
     public static func readFile(_ path: String) throws(Errno) -> [UInt8] {
         let fd = FileDescriptor(rawValue: try valueOrErrno { system_open(path, O_RDONLY | O_CLOEXEC) }.get())
         defer { fd.closeChecked() }
+        // 4 KiB at a time into a reused buffer: the files read on the launch path (the
+        // manifest, procfs and sysfs entries) are small, and a large zeroed buffer per read
+        // costs page faults.
         var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let chunk = try fd.readFully(count: 65536)
-            bytes += chunk
-            if chunk.count < 65536 { return bytes }
+            let n = try unsafe chunk.withUnsafeMutableBytes { raw in
+                valueOrErrno { unsafe Glibc.read(fd.rawValue, raw.baseAddress!, raw.count) }
+            }.get()
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: chunk[..<n])
         }
     }
 
@@ -24,6 +30,9 @@ public enum HostEnvironment {
         defer { fd.closeChecked() }
         try fd.writeFully(bytes)
     }
+
+    /// The effective user and group ids (what the sandbox's id maps map).
+    public static var effectiveIDs: (uid: UInt32, gid: UInt32) { (geteuid(), getegid()) }
 
     public static func currentDirectory() -> String {
         guard let cwd = unsafe getcwd(nil, 0) else { return "/" }
@@ -165,15 +174,10 @@ extension HostEnvironment {
     }
 }
 
-/// SHA-256 as lowercase hex, from OpenSSL's libcrypto (loaded on first use).
-/// - Throws: `CorralError` (`kernelUnsupported`) when libcrypto is not installed.
-public func sha256Hex(_ bytes: [UInt8]) throws(CorralError) -> String {
+/// SHA-256 as lowercase hex.
+public func sha256Hex(_ bytes: [UInt8]) -> String {
     var digest = [UInt8](repeating: 0, count: 32)
-    let rc = unsafe bytes.withUnsafeBytes { unsafe corral_sha256($0.baseAddress, $0.count, &digest) }
-    guard rc == 0 else {
-        throw CorralError(.kernelUnsupported, operation: "dlopen libcrypto.so.3",
-                          hint: "install OpenSSL's libcrypto (Debian: libssl3)")
-    }
+    unsafe bytes.withUnsafeBytes { unsafe corral_sha256($0.baseAddress, $0.count, &digest) }
     return digest.map { byte in
         let hex = String(byte, radix: 16)
         return hex.count == 1 ? "0" + hex : hex

@@ -5,7 +5,7 @@ import CCorralLaunch
 public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case sync = 1, signals, fds, idMaps, mountPropagation, mountSources, newRoot, mounts, pivotRoot,
          hostname, network, rlimits, landlockRules, capabilities, noNewPrivs, spawn, session, chdir,
-         landlock, seccomp, exec
+         landlock, seccomp, exec, namespaces
 
     /// The C enum's count, for the mirror test.
     static let cCount = UInt32(CORRAL_STAGE_COUNT.rawValue)
@@ -33,13 +33,14 @@ public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringC
         case .landlock: "landlock"
         case .seccomp: "seccomp"
         case .exec: "exec"
+        case .namespaces: "namespaces"
         }
     }
 
     /// The system call a stage's failure most likely came from, for messages.
     var operation: String {
         switch self {
-        case .sync: "read (parent go-ahead)"
+        case .sync: "recvmsg (parent go-ahead)"
         case .signals: "prctl(PR_SET_PDEATHSIG)"
         case .fds: "dup2/close_range"
         case .idMaps: "write /proc/self/uid_map"
@@ -60,6 +61,7 @@ public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringC
         case .landlock: "landlock_restrict_self"
         case .seccomp: "seccomp(SECCOMP_SET_MODE_FILTER)"
         case .exec: "execve"
+        case .namespaces: "unshare"
         }
     }
 }

@@ -3,20 +3,58 @@ import CorralPlan
 import Glibc
 import SystemPackage
 
-// All pointer lifetimes for `corral_launch_plan` live in this file. The C struct points into
-// an arena that outlives the clone; the child gets a copy-on-write image, so the parent frees
-// the arena as soon as `corral_launch` returns.
+// All pointer lifetimes for `corral_launch_plan` live in this file. The C struct and
+// everything it points to live in one MAP_SHARED arena, mapped before the clone: the
+// child sees what the parent writes after the clone, up to "go". The parent unmaps its
+// side once "go" is sent; the child's mapping keeps the pages until init unmaps it.
 
-/// Owns the C memory a launch plan points into.
-private final class Arena {
-    private var allocations: [UnsafeMutableRawPointer] = []
+/// A bump allocator over a shared anonymous mapping. `@safe`: the pointers it hands out stay
+/// valid for its lifetime, and it is only used by the launch code in this file and
+/// Launcher.swift.
+@safe final class SharedArena {
+    /// Virtual size; only touched pages cost memory. execve bounds argv and envp far below.
+    static let capacity = 64 << 20
+    let base: UnsafeMutableRawPointer
+    private var used = 0
+    /// Set when an allocation did not fit: the plan must not be handed over.
+    private(set) var overflowed = false
+    private var spilled: [UnsafeMutableRawPointer] = unsafe []
 
-    deinit { for pointer in unsafe allocations { unsafe free(pointer) } }
+    init() throws(CorralError) {
+        let mapped = unsafe mmap(nil, Self.capacity, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let mapped = unsafe mapped, unsafe mapped != MAP_FAILED else {
+            throw CorralError(.setupFailed, operation: "mmap (launch plan arena)", errno: Errno(rawValue: Glibc.errno))
+        }
+        unsafe base = mapped
+    }
+
+    deinit {
+        unsafe munmap(base, Self.capacity)
+        for unsafe pointer in unsafe spilled { unsafe free(pointer) }
+    }
+
+    /// Zeroed memory for `count` values of `T`.
+    func buffer<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let size = max(count, 1) * MemoryLayout<T>.stride
+        let start = (used + 15) & ~15
+        let raw: UnsafeMutableRawPointer
+        if start + size <= Self.capacity {
+            unsafe raw = base + start  // fresh pages of an anonymous mapping are zero
+            used = start + size
+        } else {
+            overflowed = true  // still valid memory, so the builder can finish; never handed over
+            unsafe raw = calloc(1, size)!
+            unsafe spilled.append(raw)
+        }
+        return unsafe raw.bindMemory(to: T.self, capacity: max(count, 1))
+    }
 
     func cString(_ text: String) -> UnsafePointer<CChar> {
-        let copy = unsafe strdup(text)!
-        unsafe allocations.append(UnsafeMutableRawPointer(copy))
-        return unsafe UnsafePointer(copy)
+        let utf8 = text.utf8
+        let pointer = unsafe buffer(of: CChar.self, count: utf8.count + 1)
+        for (index, byte) in utf8.enumerated() { unsafe pointer[index] = CChar(bitPattern: byte) }
+        return unsafe UnsafePointer(pointer)
     }
 
     func cStringArray(_ texts: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
@@ -24,14 +62,7 @@ private final class Arena {
         for (index, text) in texts.enumerated() {
             unsafe array[index] = UnsafeMutablePointer(mutating: cString(text))
         }
-        unsafe array[texts.count] = nil
         return unsafe array
-    }
-
-    func buffer<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-        let raw = unsafe calloc(max(count, 1), MemoryLayout<T>.stride)!
-        unsafe allocations.append(raw)
-        return unsafe raw.bindMemory(to: T.self, capacity: max(count, 1))
     }
 
     func copy<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
@@ -46,23 +77,11 @@ private final class Arena {
 }
 
 extension Launcher {
-    /// Builds the flat C plan in `arena` and runs `corral_launch`.
-    static func cloneSandbox(_ prepared: PreparedLaunch, stdio: [Int32], syncRead: FileDescriptor,
-                             reportWrite: FileDescriptor, statusWrite: FileDescriptor,
-                             rootBase: String) -> Result<(pid: pid_t, pidfd: Int32), Errno> {
-        let arena = Arena()
-        let plan = prepared.plan
-        var c = corral_launch_plan()
-
-        unsafe c.exec_candidates = UnsafePointer(arena.copy(prepared.execCandidates.map { unsafe Optional(arena.cString($0)) }))
-        c.exec_candidate_count = UInt32(prepared.execCandidates.count)
-        unsafe c.argv = UnsafePointer(arena.cStringArray(plan.command))
-        unsafe c.envp = UnsafePointer(arena.cStringArray(prepared.environment))
-        unsafe c.workdir = arena.cString(plan.workdir)
-        c.stdio = (stdio[0], stdio[1], stdio[2])
-
+    /// The early fields: what the child needs before "go".
+    static func writeEarlyFields(_ c: UnsafeMutablePointer<corral_launch_plan>, shape: SandboxShape, arena: SharedArena,
+                                 stdio: [Int32], sync: FileDescriptor, report: FileDescriptor, status: FileDescriptor) {
         var flags: UInt64 = 0
-        let ns = plan.namespaces
+        let ns = shape.namespaces
         if ns.user { flags |= corral_CLONE_NEWUSER }
         if ns.pid { flags |= corral_CLONE_NEWPID }
         if ns.mount { flags |= corral_CLONE_NEWNS }
@@ -70,51 +89,58 @@ extension Launcher {
         if ns.ipc { flags |= corral_CLONE_NEWIPC }
         if ns.uts { flags |= corral_CLONE_NEWUTS }
         if ns.cgroup { flags |= corral_CLONE_NEWCGROUP }
-        c.clone_flags = flags
-        unsafe c.uid_map = arena.cString("\(plan.uidMap)\n")
-        unsafe c.gid_map = arena.cString("\(plan.gidMap)\n")
-        unsafe c.hostname = ns.uts ? arena.cString(plan.hostname) : nil
+        unsafe c.pointee.clone_flags = flags
+        unsafe c.pointee.uid_map = arena.cString("\(shape.uidMap)\n")
+        unsafe c.pointee.gid_map = arena.cString("\(shape.gidMap)\n")
+        unsafe c.pointee.stdio = (stdio[0], stdio[1], stdio[2])
+        unsafe c.pointee.sync_fd = sync.rawValue
+        unsafe c.pointee.report_fd = report.rawValue
+        unsafe c.pointee.status_fd = status.rawValue
+        unsafe c.pointee.arena_base = arena.base
+        unsafe c.pointee.arena_size = UInt64(SharedArena.capacity)
+    }
 
-        unsafe c.root_base = arena.cString(rootBase)
+    /// The rest of the plan, written after the clone and before "go".
+    static func writePlan(_ c: UnsafeMutablePointer<corral_launch_plan>, prepared: PreparedLaunch,
+                          arena: SharedArena, rootBase: String) {
+        let plan = prepared.plan
+        unsafe c.pointee.exec_candidates = UnsafePointer(arena.copy(prepared.execCandidates.map { unsafe Optional(arena.cString($0)) }))
+        unsafe c.pointee.exec_candidate_count = UInt32(prepared.execCandidates.count)
+        unsafe c.pointee.argv = UnsafePointer(arena.cStringArray(plan.command))
+        unsafe c.pointee.envp = UnsafePointer(arena.cStringArray(prepared.environment))
+        unsafe c.pointee.workdir = arena.cString(plan.workdir)
+        unsafe c.pointee.hostname = plan.namespaces.uts ? arena.cString(plan.hostname) : nil
+
+        unsafe c.pointee.root_base = arena.cString(rootBase)
         let ops = unsafe prepared.mountOps.map { op in
             unsafe corral_mount_op(kind: op.kind.rawValue, flags: op.flags, mode: op.mode, reserved: 0,
                                    source: op.source.map { unsafe arena.cString($0) }, target: arena.cString(op.target),
                                    source_dev: op.device, source_ino: op.inode)
         }
-        unsafe c.mounts = UnsafePointer(arena.copy(ops))
-        c.mount_count = UInt32(ops.count)
-        unsafe c.scratch_fds = arena.buffer(of: Int32.self, count: ops.count)
+        unsafe c.pointee.mounts = UnsafePointer(arena.copy(ops))
+        unsafe c.pointee.mount_count = UInt32(ops.count)
+        unsafe c.pointee.scratch_fds = arena.buffer(of: Int32.self, count: ops.count)
 
         let rlimits = plan.rlimits.map { limit in
             corral_rlimit(resource: Self.resourceNumber(limit.resource), reserved: 0,
                           soft: limit.soft ?? UInt64.max, hard: limit.hard ?? UInt64.max)
         }
-        unsafe c.rlimits = UnsafePointer(arena.copy(rlimits))
-        c.rlimit_count = UInt32(rlimits.count)
+        unsafe c.pointee.rlimits = UnsafePointer(arena.copy(rlimits))
+        unsafe c.pointee.rlimit_count = UInt32(rlimits.count)
 
-        c.landlock_ruleset_fd = prepared.landlockRuleset?.rawValue ?? -1
+        unsafe c.pointee.landlock_ruleset_fd = -1  // travels with "go"
         let childRules = unsafe prepared.landlockChildRules.map {
             unsafe corral_landlock_child_rule(path: arena.cString($0.path), access: $0.access)
         }
-        unsafe c.landlock_child_rules = UnsafePointer(arena.copy(childRules))
-        c.landlock_child_rule_count = UInt32(childRules.count)
+        unsafe c.pointee.landlock_child_rules = UnsafePointer(arena.copy(childRules))
+        unsafe c.pointee.landlock_child_rule_count = UInt32(childRules.count)
 
         let programs = unsafe prepared.seccompPrograms.map { program in
             unsafe corral_seccomp_program(filter: arena.bytes(program.bytes), length: UInt32(program.instructionCount), flags: 0)
         }
-        unsafe c.seccomp_programs = UnsafePointer(arena.copy(programs))
-        c.seccomp_program_count = UInt32(programs.count)
-        c.cap_last_cap = prepared.capLastCap
-
-        c.sync_fd = syncRead.rawValue
-        c.report_fd = reportWrite.rawValue
-        c.status_fd = statusWrite.rawValue
-
-        var pid: pid_t = 0
-        var pidfd: Int32 = -1
-        let rc = unsafe corral_launch(&c, &pid, &pidfd)
-        withExtendedLifetime(arena) {}
-        return rc == 0 ? .success((pid, pidfd)) : .failure(Errno(rawValue: rc))
+        unsafe c.pointee.seccomp_programs = UnsafePointer(arena.copy(programs))
+        unsafe c.pointee.seccomp_program_count = UInt32(programs.count)
+        unsafe c.pointee.cap_last_cap = prepared.capLastCap
     }
 
     /// Linux's RLIMIT_* numbers (identical on x86_64 and aarch64).

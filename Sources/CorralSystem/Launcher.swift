@@ -53,72 +53,139 @@ public final class SandboxProcess: @unchecked Sendable {
     /// The corresponding C function is `waitid(P_PIDFD)`.
     public func reap() -> Int32 {
         var initStatus: Int32 = 0
-        let rc = corral_pidfd_wait(pidfd.rawValue, &initStatus, 0)
+        let rc = unsafe corral_pidfd_wait(pidfd.rawValue, &initStatus, 0)
         reaped = true
         let bytes = (try? statusRead.readFully(count: 4)) ?? []
         if bytes.count == 4 {
-            return bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+            return unsafe bytes.withUnsafeBytes { unsafe $0.loadUnaligned(as: Int32.self) }
         }
         return rc == 0 ? initStatus : 0x7F00
     }
 }
 
-/// Clones a prepared launch into its namespaces and waits until the command has been
-/// executed (or a setup step failed). Blocking: run it on a thread that lives as long as the
-/// sandbox, because PR_SET_PDEATHSIG fires when the *thread* that cloned the child exits.
+/// A sandbox cloned before its plan was complete: init is building its namespaces while the
+/// caller prepares the rest (`Materializer.prepare`); `go` hands the plan over. Dropping it
+/// without `go` kills the child.
+@safe public final class PendingLaunch {  // @safe: `cPlan` points into `arena`, which it owns
+    let shape: SandboxShape
+    let process: SandboxProcess
+    private var arena: SharedArena?
+    private let cPlan: UnsafeMutablePointer<corral_launch_plan>
+    private let sync: FileDescriptor
+    private let report: FileDescriptor
+    private var handedOver = false
+
+    init(shape: SandboxShape, process: SandboxProcess, arena: SharedArena, cPlan: UnsafeMutablePointer<corral_launch_plan>,
+         sync: FileDescriptor, report: FileDescriptor) {
+        self.shape = shape
+        self.process = process
+        self.arena = arena
+        unsafe self.cPlan = cPlan
+        self.sync = sync
+        self.report = report
+    }
+
+    deinit {
+        if !handedOver {
+            sync.closeChecked()
+            report.closeChecked()
+        }
+    }
+
+    /// The sandbox's pid (pid 1 inside), e.g. to place it in a cgroup before `go`.
+    public var pid: pid_t { process.pid }
+
+    /// Writes the rest of the plan, sends "go" (with the Landlock ruleset) and waits until the
+    /// command has been executed or a setup step failed.
+    /// - Throws: `CorralError` with the failing stage, index and errno.
+    public func go(_ prepared: PreparedLaunch) throws(CorralError) -> SandboxProcess {
+        precondition(!handedOver, "PendingLaunch.go called twice")
+        precondition(prepared.plan.shape == shape, "plan compiled for another sandbox shape")
+        handedOver = true
+        defer { report.closeChecked() }
+        guard let arena else { preconditionFailure("arena released before go") }
+        unsafe Launcher.writePlan(cPlan, prepared: prepared, arena: arena, rootBase: Launcher.rootBase)
+        guard !arena.overflowed else {
+            sync.closeChecked()
+            throw CorralError(.setupFailed, operation: "prepare launch plan",
+                              message: "the plan (command, environment, paths) is larger than \(SharedArena.capacity >> 20) MiB")
+        }
+        // A child that failed before "go" has closed its end: EPIPE here, and its failure
+        // record is waiting on the report pipe.
+        _ = corral_send_go(sync.rawValue, prepared.landlockRuleset?.rawValue ?? -1)
+        sync.closeChecked()
+        self.arena = nil  // the child's mapping keeps the pages until init unmaps them
+
+        // End-of-file: the command was executed (every copy of the write end is close-on-exec
+        // or closed by init once the command is running).
+        let record = (try? report.readFully(count: MemoryLayout<corral_child_failure>.size)) ?? []
+        guard record.count == MemoryLayout<corral_child_failure>.size else { return process }
+        let failure = unsafe record.withUnsafeBytes { unsafe $0.loadUnaligned(as: corral_child_failure.self) }
+        _ = process.reap()
+        let stage = LaunchStage(rawValue: failure.stage)
+        let errno = Errno(rawValue: failure.err)
+        throw CorralError(stage == .exec ? .execFailed : .setupFailed, stage: stage, index: failure.index,
+                          operation: stage?.operation ?? "setup",
+                          path: Launcher.path(for: stage, index: failure.index, in: prepared),
+                          errno: errno, location: Launcher.location(for: stage, index: failure.index, in: prepared))
+    }
+}
+
+/// Clones the sandbox and hands it its plan. Blocking: run it on a thread that lives as long
+/// as the sandbox, because PR_SET_PDEATHSIG fires when the *thread* that cloned the child
+/// exits.
 public enum Launcher {
     /// Where the new root is assembled before pivot_root (inside the sandbox's own mount
     /// namespace; the host never sees it).
     public static let rootBase = "/tmp"
 
+    /// Clones the sandbox's init with `shape`'s namespaces and identity; it builds them while
+    /// the caller compiles and materialises the plan. Then call `go` with a plan of the same
+    /// shape.
     /// - Parameter stdio: descriptors for the command's 0, 1, 2; -1 inherits Corral's own.
-    /// - Throws: `CorralError` with the failing stage, index and errno.
-    public static func launch(_ prepared: PreparedLaunch,
-                              stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> SandboxProcess {
-        let sync, report, status: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
+    public static func start(_ shape: SandboxShape, stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> PendingLaunch {
+        let arena = try SharedArena()
+        let sync: (parent: FileDescriptor, child: FileDescriptor)
+        let report, status: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
         do {
-            sync = try FileDescriptor.closeOnExecPipe()
+            sync = try FileDescriptor.closeOnExecSocketPair()
+        } catch {
+            throw CorralError(.setupFailed, operation: "socketpair", errno: error)
+        }
+        do {
             report = try FileDescriptor.closeOnExecPipe()
             status = try FileDescriptor.closeOnExecPipe()
         } catch {
             throw CorralError(.setupFailed, operation: "pipe2", errno: error)
         }
-        let cloned = cloneSandbox(prepared, stdio: stdio, syncRead: sync.readEnd, reportWrite: report.writeEnd,
-                                  statusWrite: status.writeEnd, rootBase: rootBase)
-        sync.readEnd.closeChecked()
+        let cPlan = unsafe arena.buffer(of: corral_launch_plan.self, count: 1)
+        unsafe writeEarlyFields(cPlan, shape: shape, arena: arena, stdio: stdio, sync: sync.child,
+                                report: report.writeEnd, status: status.writeEnd)
+        var pid: pid_t = 0
+        var pidfd: Int32 = -1
+        let rc = unsafe corral_launch(cPlan, &pid, &pidfd)
+        sync.child.closeChecked()
         report.writeEnd.closeChecked()
         status.writeEnd.closeChecked()
-        defer { report.readEnd.closeChecked() }
-        let child: (pid: pid_t, pidfd: Int32)
-        switch cloned {
-        case .success(let cloned):
-            child = cloned
-        case .failure(let error):
-            sync.writeEnd.closeChecked()
+        guard rc == 0 else {
+            sync.parent.closeChecked()
+            report.readEnd.closeChecked()
             status.readEnd.closeChecked()
+            let error = Errno(rawValue: rc)
             throw CorralError(.kernelUnsupported, operation: "clone3", errno: error,
                               hint: error == .permissionDenied || error == .invalidArgument
                                   ? "this host does not let this user create the sandbox's namespaces; see `corral probe`"
                                   : nil)
         }
-        let process = SandboxProcess(pid: child.pid, pidfd: FileDescriptor(rawValue: child.pidfd),
-                                     statusRead: status.readEnd)
-        // Go. Until this byte arrives the child waits, so it cannot outlive a parent that died
-        // before PR_SET_PDEATHSIG was in place.
-        try? sync.writeEnd.writeFully([1])
-        sync.writeEnd.closeChecked()
+        let process = SandboxProcess(pid: pid, pidfd: FileDescriptor(rawValue: pidfd), statusRead: status.readEnd)
+        return unsafe PendingLaunch(shape: shape, process: process, arena: arena, cPlan: cPlan,
+                                    sync: sync.parent, report: report.readEnd)
+    }
 
-        // End-of-file: the command was executed (every copy of the write end is close-on-exec
-        // or closed by init once the command is running).
-        let record = (try? report.readEnd.readFully(count: MemoryLayout<corral_child_failure>.size)) ?? []
-        guard record.count == MemoryLayout<corral_child_failure>.size else { return process }
-        let failure = record.withUnsafeBytes { $0.loadUnaligned(as: corral_child_failure.self) }
-        _ = process.reap()
-        let stage = LaunchStage(rawValue: failure.stage)
-        let errno = Errno(rawValue: failure.err)
-        throw CorralError(stage == .exec ? .execFailed : .setupFailed, stage: stage, index: failure.index,
-                          operation: stage?.operation ?? "setup", path: path(for: stage, index: failure.index, in: prepared),
-                          errno: errno, location: location(for: stage, index: failure.index, in: prepared))
+    /// `start` and `go` in one, for callers with nothing to overlap.
+    public static func launch(_ prepared: PreparedLaunch,
+                              stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> SandboxProcess {
+        try start(prepared.plan.shape, stdio: stdio).go(prepared)
     }
 
     /// The path a failed step was working on, for the message.

@@ -45,6 +45,14 @@ extension FileDescriptor {
         return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
     }
 
+    /// A connected pair of close-on-exec SOCK_SEQPACKET unix sockets (message boundaries
+    /// kept; descriptors can travel with a message).
+    static func closeOnExecSocketPair() throws(Errno) -> (FileDescriptor, FileDescriptor) {
+        var fds: [Int32] = [-1, -1]
+        _ = try unsafe valueOrErrno { unsafe socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }.get()
+        return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+    }
+
     /// Closes the descriptor; `EBADF` is a programmer error and traps.
     func closeChecked() {
         if Glibc.close(rawValue) == -1 && Glibc.errno == EBADF {
@@ -168,7 +176,7 @@ func openDeclaredPath(_ path: String, writable: WritableTrees) throws(Errno) -> 
             let n = unsafe readlinkat(next.rawValue, "", &buffer, 4096)
             guard n > 0 else { throw Errno(rawValue: Glibc.errno) }
             guard n < 4096 else { throw Errno.fileNameTooLong }
-            let target = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
+            let target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if target.hasPrefix("/") { try pushRoot() }
             pending = target.split(separator: "/").map(String.init) + pending
             continue
@@ -186,7 +194,7 @@ func canonicalPath(of fd: FileDescriptor) -> String? {
     var buffer = [CChar](repeating: 0, count: 4097)
     let n = unsafe readlink("/proc/self/fd/\(fd.rawValue)", &buffer, 4096)
     guard n > 0, n < 4096 else { return nil }
-    let name = unsafe String(decoding: UnsafeRawBufferPointer(start: &buffer, count: n), as: UTF8.self)
+    let name = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     return name.hasPrefix("/") && !name.hasSuffix(" (deleted)") ? name : nil
 }
 

@@ -14,8 +14,8 @@ struct Explain: ParsableCommand {
         do throws(CorralError) {
             let loaded = try Corral.loadProfile(at: options.profile)
             let plan = try Corral.plan(loaded, command: command.isEmpty ? nil : command)
-            print("# corral explain \(options.profile) (manifest sha256 \(try loaded.sha256()))")
-            print("# plan digest \(try Corral.digest(of: plan))")
+            print("# corral explain \(options.profile) (manifest sha256 \(loaded.sha256()))")
+            print("# plan digest \(Corral.digest(of: plan))")
             print(plan.description, terminator: "")
         } catch {
             throw fail(error)

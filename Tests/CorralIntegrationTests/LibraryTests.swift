@@ -4,7 +4,7 @@ import Testing
 
 /// The Swift library, driven in-process: `Corral.run` returns the command's termination and
 /// a report, a launch failure is a thrown `CorralError` with its stage, and many runs in a
-/// row leave no descriptor, child process or thread behind in the supervisor.
+/// row leave no descriptor, child process or memory mapping behind in the supervisor.
 @Suite(.serialized, .tags(.integration), .enabled(if: HostSupport.isRoot, "the in-process runs use the root variant"))
 struct LibraryTests {
     static func openDescriptors() -> Int {
@@ -54,13 +54,47 @@ struct LibraryTests {
             let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
             let options = RunOptions(command: [sandbox.probe, "exit", "0"], environment: [:])
             _ = try await Corral.run(loaded, options: options)  // first use of lazily opened things
-            let descriptors = Self.openDescriptors(), children = Self.childCount()
+            let descriptors = Self.openDescriptors(), children = Self.childCount(), mappings = Self.mappingCount()
             for _ in 0..<100 {
                 let result = try await Corral.run(loaded, options: options)
                 #expect(result.termination == .exited(0))
             }
             #expect(Self.openDescriptors() - descriptors < 20, "descriptors: \(descriptors) → \(Self.openDescriptors())")
             #expect(Self.childCount() - children < 20, "children: \(children) → \(Self.childCount())")
+            #expect(Self.mappingCount() - mappings < 20, "mappings: \(mappings) → \(Self.mappingCount())")
+        }
+    }
+
+    /// Memory mappings of this process (one entry each in /proc/self/map_files).
+    static func mappingCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/map_files").count) ?? -1
+    }
+
+    /// The sandbox is cloned before its plan is complete (its namespaces are built while the
+    /// paths are resolved). A path that vanished after the manifest was loaded fails that
+    /// preparation: the error names the path, and the already-cloned child, its descriptors
+    /// and the shared plan arena are all gone — 20 times over.
+    @Test func aFailureAfterTheCloneLeavesNothingBehind() async throws {
+        try await withSandbox(.root) { sandbox in
+            let vanishing = sandbox.root + "/vanishing"
+            try FileManager.default.createDirectory(atPath: vanishing, withIntermediateDirectories: true)
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.read.append(vanishing)
+            let loaded = try Corral.loadProfile(at: try sandbox.write(manifest))
+            try FileManager.default.removeItem(atPath: vanishing)
+            let options = RunOptions(command: [sandbox.probe, "exit", "0"], environment: [:])
+            let descriptors = Self.openDescriptors(), children = Self.childCount(), mappings = Self.mappingCount()
+            for _ in 0..<20 {
+                await #expect {
+                    _ = try await Corral.run(loaded, options: options)
+                } throws: { error in
+                    let error = try #require(error as? CorralError)
+                    return error.errno == .noSuchFileOrDirectory && error.path == vanishing
+                }
+            }
+            #expect(Self.openDescriptors() - descriptors < 10, "descriptors: \(descriptors) → \(Self.openDescriptors())")
+            #expect(Self.childCount() - children < 10, "children: \(children) → \(Self.childCount())")
+            #expect(Self.mappingCount() - mappings < 10, "mappings: \(mappings) → \(Self.mappingCount())")
         }
     }
 }

@@ -3,7 +3,10 @@
 // Everything between clone and execve happens here, in async-signal-safe C: the Swift
 // process is multithreaded, so the child may not allocate, take locks, or call libseccomp
 // or libcap. The parent (Swift, CorralSystem/Launcher+CBridge.swift) prepares one flat
-// `corral_launch_plan`; `corral_launch` clones and the child works through it step by step.
+// `corral_launch_plan` in memory shared with the child; `corral_launch` clones as soon as
+// the namespaces are known, and the child builds them while the parent is still filling in
+// the rest of the plan (paths, Landlock, seccomp). One "go" message then hands over the
+// finished plan and the child works through it step by step.
 //
 // Process shape inside the sandbox:
 //   pid 1  "init"    — the clone child: sets up namespaces, mounts, root, hostname, network,
@@ -48,7 +51,8 @@ enum corral_stage {
     CORRAL_STAGE_LANDLOCK = 19,
     CORRAL_STAGE_SECCOMP = 20,       ///< index = program
     CORRAL_STAGE_EXEC = 21,
-    CORRAL_STAGE_COUNT = 22,
+    CORRAL_STAGE_NAMESPACES = 22,    ///< unshare of the mount, network, ipc, uts, cgroup namespaces
+    CORRAL_STAGE_COUNT = 23,
 };
 
 /// What the child writes to `report_fd` when a step fails. End-of-file without a record
@@ -118,8 +122,10 @@ struct corral_seccomp_program {
     uint32_t flags;          ///< SECCOMP_FILTER_FLAG_*
 };
 
-/// Everything the child needs, fully prepared by the parent. Read-only in the child,
-/// except `scratch_fds`, which the child uses to hold cloned mount trees.
+/// Everything the child needs, prepared by the parent in a MAP_SHARED arena. Fields marked
+/// "early" are set before the clone; the child may read the others only after "go".
+/// Read-only in the child, except `scratch_fds`, which the child uses to hold cloned mount
+/// trees.
 struct corral_launch_plan {
     // Command
     const char *const *exec_candidates;   ///< paths tried in order (PATH search done by the parent)
@@ -128,10 +134,11 @@ struct corral_launch_plan {
     char *const *argv;
     char *const *envp;
     const char *workdir;                  ///< inside the sandbox
-    int stdio[3];                         ///< -1 = inherit
+    int stdio[3];                         ///< early; -1 = inherit
 
-    // Namespaces and identity
-    uint64_t clone_flags;                 ///< CLONE_NEW* (CLONE_PIDFD is added by the launcher)
+    // Namespaces and identity (early)
+    uint64_t clone_flags;                 ///< CLONE_NEW*: user and pid by clone3, the rest by
+                                          ///< the child's unshare (CLONE_PIDFD is added)
     const char *uid_map;                  ///< written by the child itself, e.g. "1000 1000 1\n"
     const char *gid_map;
     const char *hostname;                 ///< NULL = keep
@@ -148,7 +155,8 @@ struct corral_launch_plan {
     uint32_t rlimit_count;
 
     // Landlock
-    int landlock_ruleset_fd;              ///< -1 = none; built in the parent
+    int landlock_ruleset_fd;              ///< unused in the shared plan: the ruleset, built in
+                                          ///< the parent, arrives with "go" (SCM_RIGHTS)
     const struct corral_landlock_child_rule *landlock_child_rules;
     uint32_t landlock_child_rule_count;
     uint32_t landlock_restrict_flags;
@@ -160,16 +168,25 @@ struct corral_launch_plan {
     // Capabilities: everything is dropped; the parent tells the highest capability number.
     uint32_t cap_last_cap;
 
-    // Channels (all CLOEXEC in the parent)
-    int sync_fd;      ///< read end; the child waits for one byte ("go"); EOF = parent gone
+    // Channels (early; all CLOEXEC in the parent)
+    int sync_fd;      ///< SOCK_SEQPACKET end; "go" is one byte, with the Landlock ruleset
+                      ///< attached when there is one; end-of-file = parent gone
     int report_fd;    ///< write end; struct corral_child_failure on failure
     int status_fd;    ///< write end; init writes the command's 4-byte wait status
+
+    // The shared arena itself (early), unmapped by init once the command is running.
+    void *arena_base;
+    uint64_t arena_size;
 };
 
-/// Clones the sandbox's init with the plan's namespaces. On success returns 0 and sets
-/// `*pid` and `*pidfd` (CLOEXEC); the child then waits for one byte on the plan's sync pipe.
-/// Returns an errno value when clone3 fails.
+/// Clones the sandbox's init into new user and pid namespaces. On success returns 0 and
+/// sets `*pid` and `*pidfd` (CLOEXEC); the child writes its id maps, unshares the other
+/// namespaces and then waits for "go" on the plan's sync socket. Only the early fields of
+/// `plan` are read before "go". Returns an errno value when clone3 fails.
 int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd);
+/// Sends "go" on the sync socket, with `pass_fd` attached when it is not -1. MSG_NOSIGNAL:
+/// a child that already failed makes this EPIPE, not SIGPIPE. Returns 0 or -errno.
+int corral_send_go(int sync_fd, int pass_fd);
 
 // MARK: - Parent-side helpers (provided in C because Swift's Glibc module lacks these)
 
@@ -201,9 +218,8 @@ int corral_pidfd_send_signal(int pidfd, int sig);
 int corral_seccomp_install(const void *filter, uint32_t length);
 /// syscall(2) for Swift, which cannot call the variadic original: the result or -errno.
 long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
-/// SHA-256 of `data` with OpenSSL's libcrypto (dlopen'ed on first use); 0, or -1 when
-/// libcrypto cannot be loaded.
-int corral_sha256(const void *data, size_t count, uint8_t digest[32]);
+/// SHA-256 of `data` (FIPS 180-4).
+void corral_sha256(const void *data, size_t count, uint8_t digest[32]);
 /// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
 int corral_seccomp_has_user_notif(void);
 /// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.
