@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -82,13 +83,26 @@ int corral_memfd_create(const char *name) {
 }
 
 int corral_pidfd_wait(int pidfd, int *status, int nohang) {
+    return corral_pidfd_wait_usage(pidfd, status, nohang, NULL);
+}
+
+int corral_pidfd_wait_usage(int pidfd, int *status, int nohang, struct corral_usage *usage) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    int rc;
+    // The raw waitid takes a fifth argument glibc's wrapper hides: the rusage of the child
+    // and of every descendant it reaped. init reaps the whole sandbox, so this is the tree's.
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    long rc;
     do {
-        rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | (nohang ? WNOHANG : 0));
+        rc = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | (nohang ? WNOHANG : 0), &ru);
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) return -errno;
+    if (usage) {
+        usage->user_microseconds = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
+        usage->system_microseconds = (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+        usage->max_rss_kib = (uint64_t)ru.ru_maxrss;
+    }
     if (info.si_pid == 0) return -EAGAIN;  // WNOHANG and still running
     switch (info.si_code) {
     case CLD_EXITED: *status = (info.si_status & 0xff) << 8; break;

@@ -29,6 +29,19 @@ public struct RunOptions: Sendable {
     /// the plan costs about half a millisecond).
     public var includeDigests = true
     public var logger: Logger?
+    /// Where events go as JSON lines (`--events`); nil for none.
+    public var eventDescriptor: Int32?
+    /// Called with every event, on the supervising thread.
+    public var eventObserver: (@Sendable (RunEvent) -> Void)?
+    /// No warnings or pause notices on stderr.
+    public var quiet = false
+    /// A one-line live status on stderr (the CLI turns it on for terminals).
+    public var statusLine = false
+    /// Relay stdout and stderr through the supervisor even without `limits.output`, to count them.
+    public var relayOutput = false
+    /// After a forwarded SIGINT/SIGTERM/SIGHUP, how long the run may take to end on its own
+    /// before it is killed.
+    public var gracePeriod: Duration = .seconds(5)
 
     public init(command: [String]? = nil, environment: [String: String]) {
         self.command = command

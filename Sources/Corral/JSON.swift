@@ -12,3 +12,12 @@ extension Encodable {
         }
     }
 }
+
+extension Encodable {
+    /// Compact, key-sorted JSON and a newline: one line of a JSON-lines stream.
+    func jsonLine() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return ((try? encoder.encode(self)).map(Array.init) ?? Array("{}".utf8)) + [0x0A]
+    }
+}

@@ -53,12 +53,75 @@ public enum Termination: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 }
 
-/// Why Corral ended a run itself. A fixed, documented list (README "Run report").
-public enum KillReason: String, Sendable, Hashable, Codable {
+/// Why a run was ended before its command finished on its own. A fixed, documented list
+/// (README "Run report"); any of them makes the verdict `rogue`.
+public enum KillReason: String, Sendable, Hashable, Codable, CaseIterable {
     /// `limits.wall` passed.
     case timeout
+    /// `limits.cpu` passed (the tree's user+system time; or SIGXCPU from the per-process rlimit).
+    case cpu
+    /// `limits.memory` was reached (the kernel's OOM killer fired in the run's cgroup), or a
+    /// `memory` / `limit(memory)` rule killed the run.
+    case memory
+    /// A `processes` / `limit(processes)` rule killed the run (the limit itself only makes
+    /// fork fail with EAGAIN).
+    case processes
+    /// `limits.output` bytes were passed through; the rest was cut.
+    case output
+    /// The kernel killed the command for a forbidden syscall (SIGSYS: other architectures,
+    /// or `syscalls.on_deny: kill`).
+    case seccomp
+    /// A monitor rule with `then: kill` fired (`killRule` names it).
+    case monitor
     /// Corral received SIGINT/SIGTERM/SIGHUP and stopped the run.
     case supervisorSignal = "supervisor-signal"
+}
+
+/// `clean`: the command ended on its own. `rogue`: Corral (or the kernel, for seccomp) ended it.
+public enum Verdict: String, Sendable, Hashable, Codable {
+    case clean, rogue
+}
+
+/// What the run used. CPU comes from the kernel's accounting of the reaped tree; memory and
+/// process peaks from the run's cgroup when it had one.
+public struct ResourceUse: Sendable, Hashable, Codable {
+    public var cpuUserSeconds: Double = 0
+    public var cpuSystemSeconds: Double = 0
+    /// The tree's peak memory (cgroup); nil without a memory cgroup.
+    public var memoryPeakBytes: UInt64?
+    /// The peak resident set of the largest single process (rusage), always known.
+    public var largestProcessBytes: UInt64 = 0
+    /// The most processes alive at once (cgroup, sampled); nil without a pids cgroup.
+    public var processesPeak: UInt64?
+    /// Times fork failed because of `limits.processes`; nil without a pids cgroup.
+    public var processLimitHits: UInt64?
+    /// OOM kills in the run's cgroup; nil without a memory cgroup.
+    public var oomKills: UInt64?
+    /// Bytes the command wrote to stdout and stderr (nil when they were not relayed).
+    public var stdoutBytes: UInt64?
+    public var stderrBytes: UInt64?
+
+    public init() {}
+}
+
+/// How one declared limit was enforced on this host, or why it was not.
+public struct LimitEnforcement: Sendable, Hashable, Codable {
+    public var limit: String
+    public var value: String
+    /// E.g. "cgroup v1 memory.limit_in_bytes", "rlimit RLIMIT_NOFILE", "supervisor"; nil
+    /// when not enforced.
+    public var mechanism: String?
+    /// Why it was not enforced (only when `mechanism` is nil).
+    public var notEnforced: String?
+}
+
+/// A monitor rule that fired.
+public struct RuleFiring: Sendable, Hashable, Codable {
+    public var rule: String
+    public var action: String
+    public var detail: String
+    /// Seconds since the command started.
+    public var at: Double
 }
 
 /// The JSON run report (`corral run --report FILE`). Secrets never appear in it.
@@ -77,6 +140,13 @@ public struct RunReport: Sendable, Codable {
     /// What `corral` exits with: the command's code, 128+signal, or 125/126/127.
     public var exitStatus: Int32
     public var killReason: KillReason?
+    /// `clean` or `rogue` (killed by Corral or the kernel).
+    public var verdict: Verdict
+    /// The monitor rule that ended the run, when one did.
+    public var killRule: String?
+    public var resources: ResourceUse
+    public var limits: [LimitEnforcement]
+    public var rulesFired: [RuleFiring]
     public var namespaces: [String]
     public var network: String
     public var landlockABI: Int

@@ -2,76 +2,101 @@ import CorralPlan
 import CorralSystem
 import Logging
 
-/// Runs one sandbox from plan to report: compile, materialise, launch, watch (wall clock,
-/// forwarded signals), reap, report. Runs on the calling thread, which must outlive the run
-/// (PR_SET_PDEATHSIG follows the thread that cloned the sandbox).
+/// Runs one sandbox from plan to report: meter (cgroup), clone, compile, materialise, go;
+/// then watches it — wall and CPU clocks, output cap, resource samples, monitor rules,
+/// forwarded signals — reaps it and writes the report. Runs on the calling thread, which
+/// must outlive the run (PR_SET_PDEATHSIG follows the thread that cloned the sandbox).
 final class Supervisor {
     let loaded: LoadedProfile
     let options: RunOptions
+    /// How often resource samples are taken while something needs them.
+    static let sampleInterval = 0.05
 
     init(loaded: LoadedProfile, options: RunOptions) {
         self.loaded = loaded
         self.options = options
     }
 
+    // MARK: - State of one run
+
+    private var events = EventLog(descriptor: nil, observer: nil, goal: "")
+    private var killReason: KillReason?
+    private var killRule: String?
+    private var firings: [RuleFiring] = []
+    private var launched = 0.0
+    private var resources = ResourceUse()
+
     func run() throws(CorralError) -> RunResult {
         let startedAt = HostEnvironment.rfc3339Now()
         let start = HostEnvironment.monotonicSeconds()
+        let profile = loaded.profile
+        events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id)
+
+        // Limits first: a required limit this host cannot enforce stops the run before
+        // anything is cloned.
+        let enforcement = try LimitSetup.prepare(profile.limits, monitor: profile.monitor, goal: profile.goal.id)
+        let meter = enforcement.meter
+        defer { meter?.finish() }
+        if !options.quiet {
+            for warning in enforcement.warnings { HostEnvironment.writeStandardError("corral: warning: \(warning)\n") }
+        }
+        for limit in enforcement.limits where limit.mechanism == nil {
+            events.emit(.limit) { $0.limit = limit.limit; $0.detail = "not enforced: \(limit.notEnforced ?? "")" }
+        }
+
+        // stdout and stderr go through the supervisor when it must count or cap them.
+        let relay = try OutputRelay(cap: profile.limits.output, stdio: options.stdio,
+                                    enabled: profile.limits.output != nil || options.relayOutput
+                                        || profile.monitor.contains { if case .outputAbove = $0.condition { true } else { false } })
         let watcher = options.forwardSignals.isEmpty ? nil : SignalWatcher(options.forwardSignals)
         // Clone first: the child builds its namespaces (the network namespace alone takes
         // ~0.8 ms of kernel time) on the other core while this thread compiles the plan,
         // resolves paths, builds the Landlock ruleset and loads the seccomp programs.
         let ids = HostEnvironment.effectiveIDs
-        let pending = try Launcher.start(PlanCompiler.shape(of: loaded.profile, uid: ids.uid, gid: ids.gid),
-                                         stdio: options.stdio)
+        let pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid),
+                                         stdio: relay.childStdio)
+        relay.childHasItsEnds()
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
+        guard plan.monitorWatch.isEmpty else {
+            throw CorralError(.profileInvalid, operation: "monitor",
+                              message: "rules that watch syscalls (\(plan.monitorWatch.joined(separator: ", "))) are not supported yet by this Corral",
+                              hint: "use rules on processes, memory, output, cpu or limit(…)")
+        }
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
                                                 hiddenPaths: Corral.daemonSockets)
         let materialised = HostEnvironment.monotonicSeconds()
+        try meter?.attach(pending.pid)
         let process = try pending.go(prepared)
-        let launched = HostEnvironment.monotonicSeconds()
-        var killReason: KillReason?
-        var forwarded = 0
-        // limits.wall counts from the launch: setup time is Corral's, not the command's.
-        let deadline = plan.wallLimit.map { launched + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        launched = HostEnvironment.monotonicSeconds()
+        events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
 
-        watch: while true {
-            var timeout: Int32 = -1
-            if let deadline {
-                let remaining = deadline - HostEnvironment.monotonicSeconds()
-                if remaining <= 0 {
-                    process.killTree()
-                    killReason = .timeout
-                    break watch
-                }
-                timeout = Int32(min(remaining * 1000 + 1, Double(Int32.max)))
-            }
-            let ready = pollReadable([process.pollDescriptor] + (watcher.map { [$0.descriptor] } ?? []),
-                                     timeoutMilliseconds: timeout)
-            if ready.contains(process.pollDescriptor) { break watch }
-            if let watcher, ready.contains(watcher.descriptor) {
-                while let signal = watcher.next() {
-                    forwarded += 1
-                    if forwarded > 1 {
-                        process.killTree()
-                        killReason = .supervisorSignal
-                        break watch
-                    }
-                    process.signal(signal)
-                }
-            }
-        }
+        var monitor = MonitorEngine(rules: plan.monitor, execAllowed: { _ in true }, writeAllowed: { _ in true })
+        watch(process, plan: plan, meter: meter, relay: relay, signals: watcher, monitor: &monitor)
         let ended = HostEnvironment.monotonicSeconds()
+        meter?.killAll()  // init is gone, so is its pid namespace; this catches nothing else, by design
         let termination = Termination(waitStatus: process.reap())
+        relay.drain()
+        finishResources(process: process, meter: meter, relay: relay)
+        if killReason == nil { killReason = Self.kernelKillReason(termination, oomKills: resources.oomKills) }
+        let verdict: Verdict = killReason == nil ? .clean : .rogue
+        events.emit(.exit) {
+            $0.termination = termination
+            $0.exitStatus = termination.exitStatus
+            $0.verdict = verdict
+            $0.reason = self.killReason?.rawValue
+            $0.rule = self.killRule
+        }
 
         let report = RunReport(
             goalID: plan.goalID, manifest: loaded.path,
             manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
             planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command, startedAt: startedAt,
             durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
-            exitStatus: termination.exitStatus, killReason: killReason, namespaces: plan.namespaces.names,
+            exitStatus: termination.exitStatus, killReason: killReason, verdict: verdict, killRule: killRule,
+            resources: resources, limits: enforcement.limits, rulesFired: firings,
+            namespaces: plan.namespaces.names,
             network: plan.network.rawValue, landlockABI: plan.landlock.abi,
             landlockEnforcement: plan.landlock.enforcement.rawValue,
             landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
@@ -81,5 +106,174 @@ final class Supervisor {
                                        launch: launched - start, run: ended - launched)
         )
         return RunResult(termination: termination, report: report)
+    }
+
+    // MARK: - Watching
+
+    private func watch(_ process: SandboxProcess, plan: LaunchPlan, meter: (any RunMeter)?, relay: OutputRelay,
+                       signals: SignalWatcher?, monitor: inout MonitorEngine) {
+        let wallDeadline = plan.limits.wall.map { launched + Self.seconds($0) }
+        let cpuLimit = plan.limits.cpu.map(Self.seconds)
+        let sampling = meter != nil && (cpuLimit != nil || monitor.samplesResources || plan.limits.memory != nil
+                                        || plan.limits.processes != nil || options.statusLine)
+        var nextSample = launched + Self.sampleInterval
+        var graceDeadline: Double?
+        var paused = false
+        var forwarded = 0
+        var seenLimitHits: UInt64 = 0
+        var status = StatusLine(enabled: options.statusLine)
+        defer { status.clear() }
+
+        func end(_ reason: KillReason, rule: String? = nil) {
+            killReason = reason
+            killRule = rule
+            events.emit(.kill) { $0.reason = reason.rawValue; $0.rule = rule }
+            meter?.killAll()
+            process.killTree()
+        }
+
+        func act(on firings: [MonitorEngine.Firing]) -> Bool {
+            for firing in firings {
+                let rule = firing.rule
+                firings_append(rule, firing.detail)
+                events.emit(.rule) { $0.rule = rule.id; $0.action = rule.action.rawValue; $0.detail = firing.detail }
+                switch rule.action {
+                case .alert: continue
+                case .kill:
+                    end(Self.killReason(for: rule.condition), rule: rule.id)
+                    return true
+                case .pause:
+                    if !paused, meter?.freeze() == true {
+                        paused = true
+                        events.emit(.pause) { $0.rule = rule.id }
+                        if !options.quiet {
+                            HostEnvironment.writeStandardError(
+                                "corral: run paused by rule \(rule.id) (\(firing.detail)); SIGCONT to corral (pid \(HostEnvironment.processID)) resumes it, SIGTERM ends it\n")
+                        }
+                    } else if !paused {
+                        // No freezer here: a pause the host cannot honour ends the run instead.
+                        end(Self.killReason(for: rule.condition), rule: rule.id)
+                        return true
+                    }
+                }
+            }
+            return false
+        }
+
+        loop: while true {
+            let now = HostEnvironment.monotonicSeconds()
+            if let wallDeadline, now >= wallDeadline { end(.timeout); break loop }
+            if let graceDeadline, now >= graceDeadline { end(.supervisorSignal); break loop }
+            if sampling, now >= nextSample, let meter {
+                nextSample = now + Self.sampleInterval
+                let sample = meter.sample()
+                note(sample)
+                status.update(elapsed: now - launched, sample: sample)
+                if let cpuLimit, let cpu = sample.cpuSeconds, cpu > cpuLimit { end(.cpu); break loop }
+                if let oom = sample.oomKills, oom > 0 { end(.memory); break loop }
+                if let hits = sample.processLimitHits, hits > seenLimitHits {
+                    seenLimitHits = hits
+                    events.emit(.limit) { $0.limit = "processes"; $0.detail = "fork refused at the limit (\(hits) so far)" }
+                    if act(on: monitor.limitReached(.processes, count: hits)) { break loop }
+                }
+                if !paused, act(on: monitor.sample(processes: sample.processes, memory: sample.memoryBytes,
+                                                   output: relay.total, cpuSeconds: sample.cpuSeconds)) { break loop }
+            } else if !sampling, options.statusLine {
+                status.update(elapsed: now - launched, sample: nil)
+            }
+            var timeout = 1000.0
+            if let wallDeadline { timeout = min(timeout, wallDeadline - now) }
+            if let graceDeadline { timeout = min(timeout, graceDeadline - now) }
+            if sampling { timeout = min(timeout, nextSample - now) }
+            let descriptors = [process.pollDescriptor] + relay.pollDescriptors + (signals.map { [$0.descriptor] } ?? [])
+            let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, min(timeout * 1000 + 1, 1000))))
+            if relay.pump(ready) == .capReached {
+                events.emit(.limit) { $0.limit = "output"; $0.detail = "\(relay.total) bytes passed through; the rest is cut" }
+                end(.output)
+                break loop
+            }
+            if relay.isActive, !paused,
+               act(on: monitor.sample(processes: nil, memory: nil, output: relay.total, cpuSeconds: nil)) {
+                break loop
+            }
+            if ready.contains(process.pollDescriptor) { break loop }
+            if let signals, ready.contains(signals.descriptor) {
+                while let signal = signals.next() {
+                    if signal == 18 {  // SIGCONT: resumes a paused run; otherwise passed on
+                        if paused {
+                            meter?.thaw()
+                            paused = false
+                            events.emit(.resume)
+                        } else {
+                            process.signal(signal)
+                        }
+                        continue
+                    }
+                    forwarded += 1
+                    if forwarded > 1 || paused {
+                        end(.supervisorSignal)
+                        break loop
+                    }
+                    events.emit(.signal) { $0.signal = signal }
+                    process.signal(signal)
+                    graceDeadline = HostEnvironment.monotonicSeconds() + Self.seconds(options.gracePeriod)
+                }
+            }
+        }
+    }
+
+    private func firings_append(_ rule: MonitorRule, _ detail: String) {
+        firings.append(RuleFiring(rule: rule.id, action: rule.action.rawValue, detail: detail,
+                                  at: HostEnvironment.monotonicSeconds() - launched))
+    }
+
+    private func note(_ sample: MeterSample) {
+        if let peak = sample.memoryPeakBytes ?? sample.memoryBytes {
+            resources.memoryPeakBytes = max(resources.memoryPeakBytes ?? 0, peak)
+        }
+        if let processes = sample.processes { resources.processesPeak = max(resources.processesPeak ?? 0, processes) }
+        if let hits = sample.processLimitHits { resources.processLimitHits = hits }
+        if let oom = sample.oomKills { resources.oomKills = oom }
+    }
+
+    private func finishResources(process: SandboxProcess, meter: (any RunMeter)?, relay: OutputRelay) {
+        if let meter { note(meter.sample()) }
+        if let usage = process.usage {
+            resources.cpuUserSeconds = usage.userSeconds
+            resources.cpuSystemSeconds = usage.systemSeconds
+            resources.largestProcessBytes = usage.largestResidentBytes
+        }
+        if relay.isActive {
+            resources.stdoutBytes = relay.counts[0]
+            resources.stderrBytes = relay.counts[1]
+        }
+    }
+
+    // MARK: - Reasons
+
+    /// The kill reason a rule's condition stands for.
+    static func killReason(for condition: MonitorCondition) -> KillReason {
+        switch condition {
+        case .processesAbove, .limitReached(.processes): .processes
+        case .memoryAbove, .limitReached(.memory): .memory
+        case .outputAbove: .output
+        case .cpuAbove: .cpu
+        default: .monitor
+        }
+    }
+
+    /// Reasons the kernel decided: SIGSYS is seccomp's kill, SIGXCPU the CPU rlimit, and a
+    /// SIGKILL with OOM kills in the run's cgroup is the memory limit.
+    static func kernelKillReason(_ termination: Termination, oomKills: UInt64?) -> KillReason? {
+        switch termination {
+        case .signaled(31): .seccomp
+        case .signaled(24): .cpu
+        case .signaled(9) where (oomKills ?? 0) > 0: .memory
+        default: nil
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

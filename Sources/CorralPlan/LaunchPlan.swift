@@ -22,7 +22,14 @@ public struct LaunchPlan: Sendable, Hashable, CustomStringConvertible {
     public var command: [String]
     public var environment: [EnvironmentEntry]
     public var workdir: String
-    public var wallLimit: Duration?
+    /// The manifest's limits; `rlimits` holds the ones rlimits carry, the supervisor the rest
+    /// (cgroup, output cap, clocks).
+    public var limits: Limits
+    public var wallLimit: Duration? { limits.wall }
+    /// Monitor rules, evaluated by the supervisor while the run goes.
+    public var monitor: [MonitorRule]
+    /// Syscalls the monitor rules need to see (seccomp user notification), sorted.
+    public var monitorWatch: [String]
 
     public var description: String { PlanPrinter.text(of: self) }
 }
@@ -124,7 +131,7 @@ public struct MountStep: Sendable, Hashable, CustomStringConvertible {
 
 public struct ResourceLimit: Sendable, Hashable, CustomStringConvertible {
     public enum Resource: String, Sendable, Hashable {
-        case core, nofile, fsize, nproc
+        case core, nofile, fsize, nproc, cpu
     }
 
     public var resource: Resource

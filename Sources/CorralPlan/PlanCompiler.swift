@@ -24,6 +24,7 @@ public enum PlanCompiler {
         try checkReserved(fs)
 
         let shape = shape(of: profile, uid: host.uid, gid: host.gid)
+        let seccomp = seccomp(for: profile.syscalls)
         let workdir = try workdir(of: profile)
 
         return LaunchPlan(
@@ -34,14 +35,44 @@ public enum PlanCompiler {
             hostname: profile.goal.id,
             mounts: mounts(for: fs),
             landlock: try landlock(for: profile, host: host),
-            seccomp: seccomp(for: profile.syscalls),
-            rlimits: [ResourceLimit(.core, soft: 0, hard: 0)],
+            seccomp: seccomp,
+            rlimits: rlimits(for: profile.limits),
             network: profile.network.mode,
             command: argv,
             environment: environment(for: profile.run.env),
             workdir: workdir,
-            wallLimit: profile.limits.wall
+            limits: profile.limits,
+            monitor: profile.monitor,
+            monitorWatch: try monitorWatch(for: profile.monitor, seccomp: seccomp)
         )
+    }
+
+    // MARK: - Limits and monitor rules
+
+    /// rlimits: no core dumps, and the per-process limits the manifest sets. `cpu` is also a
+    /// per-process backstop (SIGXCPU) under the supervisor's whole-tree accounting.
+    static func rlimits(for limits: Limits) -> [ResourceLimit] {
+        var rlimits = [ResourceLimit(.core, soft: 0, hard: 0)]
+        if let files = limits.openFiles { rlimits.append(ResourceLimit(.nofile, soft: UInt64(files), hard: UInt64(files))) }
+        if let bytes = limits.fileSize { rlimits.append(ResourceLimit(.fsize, soft: bytes, hard: bytes)) }
+        if let cpu = limits.cpu {
+            let seconds = UInt64(max(1, cpu.components.seconds + (cpu.components.attoseconds > 0 ? 1 : 0)))
+            rlimits.append(ResourceLimit(.cpu, soft: seconds, hard: seconds + 1))
+        }
+        return rlimits
+    }
+
+    /// The syscalls the rules need watched. A rule on a call the seccomp profile denies could
+    /// never fire: that is an error, not a silent no-op.
+    static func monitorWatch(for rules: [MonitorRule], seccomp: SeccompPlan) throws(PlanError) -> [String] {
+        let denied = Set(seccomp.denied.map(\.name) + seccomp.enosys)
+        for rule in rules {
+            if case .rate(let name, _, _) = rule.condition, denied.contains(name) {
+                throw PlanError("rule \(rule.id): rate(\(name)) can never fire: the seccomp profile denies \(name)",
+                                at: rule.location, hint: "watch a syscall the run may make, or allow \(name) in syscalls.allow")
+            }
+        }
+        return Set(rules.flatMap(\.condition.watchedSyscalls)).sorted()
     }
 
     /// The namespaces and id maps of a profile's sandbox; `compile` uses the same.

@@ -28,7 +28,7 @@ enum PlanPrinter {
         lines.append("capabilities drop all (bounding, ambient, permitted, effective, inheritable); securebits locked")
         lines.append("no-new-privs")
         lines += plan.rlimits.map(\.description)
-        if let wall = plan.wallLimit { lines.append("limit wall \(format(wall))") }
+        lines += limits(plan)
         for entry in plan.environment {
             switch entry.source {
             case .fixed(let value): lines.append("env \(entry.name)=\(quote(value))")
@@ -40,6 +40,22 @@ enum PlanPrinter {
         lines.append("session new (no controlling terminal)")
         lines.append("exec " + plan.command.map(quote).joined(separator: " "))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The supervisor's limits and rules (rlimits print above, as `rlimit …`).
+    private static func limits(_ plan: LaunchPlan) -> [String] {
+        let limits = plan.limits
+        var lines: [String] = []
+        if let wall = limits.wall { lines.append("limit wall \(Limits.format(wall)) (whole tree killed)") }
+        if let cpu = limits.cpu { lines.append("limit cpu \(Limits.format(cpu)) (user+system of the tree; killed)") }
+        if let quota = limits.cpuQuota { lines.append("limit cpu-quota \(quota) cores (throttled)") }
+        if let memory = limits.memory { lines.append("limit memory \(Limits.format(bytes: memory)) (swap included; killed)") }
+        if let processes = limits.processes { lines.append("limit processes \(processes) (fork fails with EAGAIN)") }
+        if let output = limits.output { lines.append("limit output \(Limits.format(bytes: output)) (stdout+stderr; run stopped)") }
+        if limits.needsCgroup { lines.append("limits enforce \(limits.enforce.rawValue)") }
+        lines += plan.monitor.map { "monitor \($0)" }
+        if !plan.monitorWatch.isEmpty { lines.append("watch \(plan.monitorWatch.joined(separator: " ")) (for monitor rules)") }
+        return lines
     }
 
     private static func landlock(_ plan: LandlockPlan) -> [String] {
@@ -76,14 +92,6 @@ enum PlanPrinter {
         stride(from: 0, to: names.count, by: 8).map {
             prefix + " " + names[$0..<min($0 + 8, names.count)].joined(separator: " ")
         }
-    }
-
-    static func format(_ duration: Duration) -> String {
-        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
-        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
-        if ms % 1000 == 0 { return "\(ms / 1000)s" }
-        return "\(ms)ms"
     }
 
     /// Shell-style quoting so the line can be read back unambiguously; control characters

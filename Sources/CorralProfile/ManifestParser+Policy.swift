@@ -40,31 +40,79 @@ extension ManifestParser {
 // MARK: - limits
 
 extension ManifestParser {
+    static let limitKeys = ["wall", "cpu", "cpu_quota", "memory", "processes", "open_files", "file_size", "output",
+                            "enforce"]
     /// Limits DESIGN.md describes that this Corral does not enforce. Refusing them is safer than
     /// a run that looks limited and is not.
-    static let laterLimitKeys = ["cpu", "cpu_quota", "memory", "processes", "open_files", "file_size", "output",
-                                 "write_total", "enforce"]
+    static let laterLimitKeys = ["write_total"]
 
-    private static let durationHint = "write a number and a unit: 250ms, 30s, 5m, 1h or 1m30s"
+    static let durationHint = "write a number and a unit: 250ms, 30s, 5m, 1h or 1m30s"
+    static let sizeHint = "write a number and a unit: 100B, 64KiB, 512MiB, 2GiB (or kB, MB, GB: powers of 1000)"
 
     func limits(_ field: Field) throws(ProfileError) -> Limits {
         var limits = Limits()
         for entry in try reader.mapping(field) {
+            let value = entry.value
             switch entry.key {
-            case "wall":
-                limits.wall = try duration(entry.value, what: "the wall-clock limit")
+            case "wall": limits.wall = try duration(value, what: "the wall-clock limit")
+            case "cpu": limits.cpu = try duration(value, what: "the CPU time limit")
+            case "cpu_quota": limits.cpuQuota = try cpuQuota(value)
+            case "memory": limits.memory = try size(value, what: "the memory limit", atLeast: 1 << 20)
+            case "processes": limits.processes = try count(value, what: "the process limit", range: 1...4_194_304)
+            case "open_files": limits.openFiles = try count(value, what: "the open-file limit", range: 4...1 << 20)
+            case "file_size": limits.fileSize = try size(value, what: "the file-size limit", atLeast: 1)
+            case "output": limits.output = try size(value, what: "the output limit", atLeast: 1)
+            case "enforce":
+                let text = try reader.string(value, expected: "required or best-effort")
+                guard let enforcement = Enforcement(rawValue: text) else {
+                    throw reader.error(value, "limits.enforce must be required or best-effort, not \"\(text)\"",
+                                       hint: "required: refuse to start when a limit cannot be enforced here")
+                }
+                limits.enforce = enforcement
             case let key where Self.laterLimitKeys.contains(key):
-                throw reader.error(line: entry.keyLine, keyPath: entry.value.keyPath,
+                throw reader.error(line: entry.keyLine, keyPath: value.keyPath,
                                    "limits.\(key) is not enforced yet by this Corral",
                                    hint: "remove it; a limit that is not enforced would only look safe")
             default:
-                throw reader.unknownKey(entry, known: ["wall"], alsoNear: Self.laterLimitKeys)
+                throw reader.unknownKey(entry, known: Self.limitKeys, alsoNear: Self.laterLimitKeys)
             }
         }
         return limits
     }
 
-    private func duration(_ field: Field, what: String) throws(ProfileError) -> Duration {
+    func size(_ field: Field, what: String, atLeast minimum: UInt64) throws(ProfileError) -> UInt64 {
+        let text = try reader.string(field, expected: "a size such as 512MiB")
+        guard let bytes = ProfileLoader.parseSize(text) else {
+            if !text.isEmpty, text.allSatisfy(\.isASCIIDigitCharacter) {
+                throw reader.error(field, "size \"\(text)\" has no unit",
+                                   hint: "write \(text)B for bytes or \(text)MiB for mebibytes; \(Self.sizeHint)")
+            }
+            throw reader.error(field, "invalid size \"\(text)\"", hint: Self.sizeHint)
+        }
+        guard bytes >= minimum else {
+            throw reader.error(field, "\(what) must be at least \(Limits.format(bytes: minimum))", hint: Self.sizeHint)
+        }
+        return bytes
+    }
+
+    private func count(_ field: Field, what: String, range: ClosedRange<Int>) throws(ProfileError) -> Int {
+        let text = try reader.string(field, expected: "a whole number")
+        guard let value = Int(text), range.contains(value) else {
+            throw reader.error(field, "\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+        }
+        return value
+    }
+
+    private func cpuQuota(_ field: Field) throws(ProfileError) -> Double {
+        let text = try reader.string(field, expected: "a share of CPU such as 50% or 0.5")
+        guard let cores = ProfileLoader.parseCPUQuota(text), cores >= 0.01, cores <= 1024 else {
+            throw reader.error(field, "invalid cpu_quota \"\(text)\"",
+                               hint: "write a share of one core (50%, 250%) or a number of cores (0.5, 2), at least 1%")
+        }
+        return cores
+    }
+
+    func duration(_ field: Field, what: String) throws(ProfileError) -> Duration {
         let text = try reader.string(field, expected: "a duration such as 30s")
         guard let duration = ProfileLoader.parseDuration(text) else {
             if !text.isEmpty, text.allSatisfy(\.isASCIIDigitCharacter) {
@@ -128,7 +176,7 @@ extension ManifestParser {
         return spec
     }
 
-    private static let sortedSyscallNames = KnownSyscalls.names.sorted()
+    static let sortedSyscallNames = KnownSyscalls.names.sorted()
 
     private func syscallNames(_ field: Field) throws(ProfileError) -> [Placed] {
         let items = try reader.list(field, expected: "a list of syscall names") {

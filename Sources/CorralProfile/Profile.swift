@@ -11,6 +11,7 @@ public struct Profile: Sendable, Hashable {
     public var filesystem: FilesystemSpec = FilesystemSpec()
     public var network: NetworkSpec = NetworkSpec()
     public var limits: Limits = Limits()
+    public var monitor: [MonitorRule] = []
     public var syscalls: SyscallSpec = SyscallSpec()
     public var landlock: Enforcement = .required
     /// Where the manifest came from; used to name locations in later errors.
@@ -133,10 +134,127 @@ public struct NetworkSpec: Sendable, Hashable {
     public init() {}
 }
 
+/// `limits:` — what one run may use. Each is enforced by the strongest mechanism the host
+/// offers (cgroup, rlimit, the supervisor); the run report says which.
 public struct Limits: Sendable, Hashable {
     /// Wall-clock limit; the whole tree is killed when it passes.
     public var wall: Duration?
+    /// CPU time (user + system) of the whole tree; the tree is killed past it.
+    public var cpu: Duration?
+    /// A share of CPU cores, e.g. 0.5 (`50%`) or 2 (two cores): throttled, not killed.
+    public var cpuQuota: Double?
+    /// Memory of the whole tree in bytes (swap included where the host can tell).
+    public var memory: UInt64?
+    /// Processes and threads alive at once in the tree; fork fails with EAGAIN past it.
+    public var processes: Int?
+    /// Open descriptors per process (RLIMIT_NOFILE).
+    public var openFiles: Int?
+    /// Largest file a process may write, in bytes (RLIMIT_FSIZE: EFBIG / SIGXFSZ).
+    public var fileSize: UInt64?
+    /// Bytes of stdout and stderr together passed through; the run is stopped at the cap.
+    public var output: UInt64?
+    /// Whether a limit the host cannot enforce stops the run before it starts.
+    public var enforce: Enforcement = .bestEffort
     public init() {}
+
+    /// The limits that need a cgroup (memory, processes, cpu quota, and the tree's cpu time).
+    public var needsCgroup: Bool { memory != nil || processes != nil || cpuQuota != nil || cpu != nil }
+}
+
+/// `monitor:` — a condition watched while the run goes, and what Corral then does.
+public struct MonitorRule: Sendable, Hashable, CustomStringConvertible {
+    public var id: String
+    public var condition: MonitorCondition
+    public var action: MonitorAction
+    /// Where the rule is written (for messages).
+    public var location: ManifestLocation?
+
+    public init(id: String, condition: MonitorCondition, action: MonitorAction, location: ManifestLocation? = nil) {
+        self.id = id
+        self.condition = condition
+        self.action = action
+        self.location = location
+    }
+
+    public var description: String { "\(id): when \(condition) then \(action.rawValue)" }
+}
+
+public enum MonitorCondition: Sendable, Hashable, CustomStringConvertible {
+    /// More than `count` calls of a watched syscall within `window`.
+    case rate(syscall: String, count: Int, window: Duration)
+    /// An execve/execveat of a path outside `filesystem.exec` (attempted; Landlock refuses it).
+    case execOutsideAllowlist
+    /// An attempt to create, open for writing, remove or rename a path outside `filesystem.write`.
+    case writeOutsideDeclared
+    case processesAbove(Int)
+    case memoryAbove(UInt64)
+    case outputAbove(UInt64)
+    case cpuAbove(Duration)
+    /// The kernel refused something because a limit was reached (fork at `processes`, an
+    /// allocation at `memory`).
+    case limitReached(LimitedResource)
+
+    public var description: String {
+        switch self {
+        case .rate(let name, let count, let window): "rate(\(name)) > \(count)/\(Limits.format(window))"
+        case .execOutsideAllowlist: "exec-outside-allowlist"
+        case .writeOutsideDeclared: "write-outside-declared"
+        case .processesAbove(let n): "processes > \(n)"
+        case .memoryAbove(let bytes): "memory > \(Limits.format(bytes: bytes))"
+        case .outputAbove(let bytes): "output > \(Limits.format(bytes: bytes))"
+        case .cpuAbove(let duration): "cpu > \(Limits.format(duration))"
+        case .limitReached(let resource): "limit(\(resource.rawValue))"
+        }
+    }
+
+    /// Syscalls that must be watched (seccomp user notification) to see this condition.
+    public var watchedSyscalls: [String] {
+        switch self {
+        case .rate(let name, _, _): [name]
+        case .execOutsideAllowlist: ["execve", "execveat"]
+        case .writeOutsideDeclared: MonitorCondition.writeSyscalls
+        default: []
+        }
+    }
+
+    /// The syscalls `write-outside-declared` watches.
+    public static let writeSyscalls = ["open", "openat", "creat", "unlink", "unlinkat", "rename", "renameat",
+                                       "renameat2", "mkdir", "mkdirat", "rmdir", "truncate"]
+}
+
+public enum LimitedResource: String, Sendable, Hashable, CaseIterable {
+    case processes, memory
+}
+
+public enum MonitorAction: String, Sendable, Hashable, CaseIterable {
+    /// An event, nothing else.
+    case alert
+    /// Freeze the whole tree; `corral` resumes it on SIGCONT, kills it on SIGINT/SIGTERM.
+    case pause
+    /// Kill the whole tree.
+    case kill
+}
+
+extension Limits {
+    /// `1.5GiB`, `512MiB`, `20kB`, `7B`: the largest binary unit that divides evenly, else
+    /// decimal, else bytes.
+    public static func format(bytes: UInt64) -> String {
+        for (unit, size) in [("GiB", UInt64(1) << 30), ("MiB", 1 << 20), ("KiB", 1 << 10),
+                             ("GB", 1_000_000_000), ("MB", 1_000_000), ("kB", 1000)]
+        where bytes >= size && bytes % size == 0 {
+            return "\(bytes / size)\(unit)"
+        }
+        return "\(bytes)B"
+    }
+
+    /// `250ms`, `30s`, `5m`, `1h` — the largest unit that divides evenly.
+    public static func format(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
 }
 
 public enum Enforcement: String, Sendable, Hashable {

@@ -37,10 +37,11 @@ struct ManifestParser {
     let directory: String
     let home: String?
 
-    static let topLevelKeys = ["version", "goal", "run", "filesystem", "network", "limits", "syscalls", "landlock"]
+    static let topLevelKeys = ["version", "goal", "run", "filesystem", "network", "limits", "monitor", "syscalls",
+                               "landlock"]
     /// Keys DESIGN.md describes that later versions of Corral act on. Refusing them is safer
     /// than ignoring a rule the user believes is enforced.
-    static let laterTopLevelKeys = ["monitor", "approval", "on_violation", "invariants"]
+    static let laterTopLevelKeys = ["approval", "on_violation", "invariants"]
 
     func profile(_ root: Node, source: ProfileSource) throws(ProfileError) -> Profile {
         let document = Field(node: root, keyPath: "", line: root.mark?.line ?? 1)
@@ -56,6 +57,7 @@ struct ManifestParser {
         var filesystem = FilesystemSpec()
         var network = NetworkSpec()
         var limits = Limits()
+        var monitor: [MonitorRule] = []
         var syscalls = SyscallSpec()
         var landlock = Enforcement.required
         for entry in entries {
@@ -66,6 +68,7 @@ struct ManifestParser {
             case "filesystem": filesystem = try self.filesystem(entry.value)
             case "network": network = try self.network(entry.value)
             case "limits": limits = try self.limits(entry.value)
+            case "monitor": monitor = try self.monitor(entry.value)
             case "syscalls": syscalls = try self.syscalls(entry.value)
             case "landlock": landlock = try self.landlock(entry.value)
             case let key where Self.laterTopLevelKeys.contains(key):
@@ -85,6 +88,7 @@ struct ManifestParser {
         profile.filesystem = filesystem
         profile.network = network
         profile.limits = limits
+        profile.monitor = monitor
         profile.syscalls = syscalls
         profile.landlock = landlock
         return profile

@@ -22,14 +22,24 @@ public enum HostEnvironment {
         }
     }
 
+    /// Creates (or truncates) `path` for writing, 0644, close-on-exec; the descriptor stays
+    /// open for the life of the process.
+    public static func createFile(_ path: String, operation: String) throws(CorralError) -> Int32 {
+        let fd = unsafe Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CorralError(.supervisionFailed, operation: operation, path: path, errno: Errno(rawValue: Glibc.errno)) }
+        return fd
+    }
+
     /// Writes `bytes` to `path` (created 0644, truncated).
     public static func writeFile(_ path: String, _ bytes: [UInt8]) throws(Errno) {
         let fd = FileDescriptor(rawValue: try valueOrErrno {
-            Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            unsafe Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         }.get())
         defer { fd.closeChecked() }
         try fd.writeFully(bytes)
     }
+
+    public static var processID: Int32 { getpid() }
 
     /// The effective user and group ids (what the sandbox's id maps map).
     public static var effectiveIDs: (uid: UInt32, gid: UInt32) { (geteuid(), getegid()) }
@@ -70,14 +80,14 @@ public enum HostEnvironment {
         var ts = timespec()
         unsafe clock_gettime(CLOCK_REALTIME, &ts)
         var t = ts.tv_sec
-        var parts = tm()
+        var parts = unsafe tm()
         unsafe gmtime_r(&t, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         let nanos = String(ts.tv_nsec)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+        return unsafe "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
             + String(repeating: "0", count: 9 - nanos.count) + nanos + "Z"
     }
@@ -155,7 +165,7 @@ public final class SignalWatcher: @unchecked Sendable {
 /// The corresponding C function is `poll`.
 public func pollReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) -> [Int32] {
     var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-    let rc = unsafe valueOrErrno { unsafe poll(&fds, nfds_t(fds.count), timeoutMilliseconds) }
+    let rc = valueOrErrno { unsafe poll(&fds, nfds_t(fds.count), timeoutMilliseconds) }
     guard case .success(let count) = rc, count > 0 else { return [] }
     return fds.filter { $0.revents != 0 }.map(\.fd)
 }

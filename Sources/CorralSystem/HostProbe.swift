@@ -29,7 +29,7 @@ public struct HostProbe: Sendable {
 
     func architecture() -> String {
         var name = utsname()
-        uname(&name)
+        unsafe uname(&name)
         return unsafe withUnsafeBytes(of: &name.machine) { raw in
             unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
         }
@@ -80,7 +80,7 @@ public struct HostProbe: Sendable {
 
     public func report() -> Report {
         var name = utsname()
-        uname(&name)
+        unsafe uname(&name)
         let release = unsafe withUnsafeBytes(of: &name.release) { raw in
             unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
         }
@@ -104,7 +104,7 @@ public struct HostProbe: Sendable {
         }
         let hybrid = readSmallFile("\(cgroupRoot)/unified/cgroup.controllers")
         for c in (hybrid ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }) { controllers[String(c)] = "v2" }
-        for c in ["memory", "pids", "cpu", "freezer", "cpuacct"] where access("\(cgroupRoot)/\(c)/tasks", F_OK) == 0 {
+        for c in ["memory", "pids", "cpu", "freezer", "cpuacct"] where unsafe access("\(cgroupRoot)/\(c)/tasks", F_OK) == 0 {
             controllers[c] = "v1"
         }
         return (hybrid == nil ? "v1" : "hybrid", controllers)
@@ -113,7 +113,7 @@ public struct HostProbe: Sendable {
 
 /// glob(3) without sorting surprises; an empty list when nothing matches.
 func expandGlob(_ pattern: String) -> [String] {
-    var result = glob_t()
+    var result = unsafe glob_t()
     defer { unsafe globfree(&result) }
     guard unsafe glob(pattern, 0, nil, &result) == 0 else { return [] }
     return unsafe (0..<Int(result.gl_pathc)).compactMap { index in

@@ -146,6 +146,7 @@ extension Launcher {
     /// Linux's RLIMIT_* numbers (identical on x86_64 and aarch64).
     static func resourceNumber(_ resource: ResourceLimit.Resource) -> Int32 {
         switch resource {
+        case .cpu: 0
         case .fsize: 1
         case .core: 4
         case .nproc: 6

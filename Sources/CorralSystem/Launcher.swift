@@ -13,6 +13,9 @@ public final class SandboxProcess: @unchecked Sendable {
     let pidfd: FileDescriptor
     let statusRead: FileDescriptor
     private var reaped = false
+    /// CPU time and peak RSS of the whole tree (init reaps every process of the sandbox),
+    /// known once `reap` returned.
+    public private(set) var usage: ProcessUsage?
 
     init(pid: pid_t, pidfd: FileDescriptor, statusRead: FileDescriptor) {
         self.pid = pid
@@ -53,14 +56,28 @@ public final class SandboxProcess: @unchecked Sendable {
     /// The corresponding C function is `waitid(P_PIDFD)`.
     public func reap() -> Int32 {
         var initStatus: Int32 = 0
-        let rc = unsafe corral_pidfd_wait(pidfd.rawValue, &initStatus, 0)
+        var raw = corral_usage()
+        let rc = unsafe corral_pidfd_wait_usage(pidfd.rawValue, &initStatus, 0, &raw)
         reaped = true
+        if rc == 0 {
+            usage = ProcessUsage(userSeconds: Double(raw.user_microseconds) / 1e6,
+                                 systemSeconds: Double(raw.system_microseconds) / 1e6,
+                                 largestResidentBytes: raw.max_rss_kib * 1024)
+        }
         let bytes = (try? statusRead.readFully(count: 4)) ?? []
         if bytes.count == 4 {
             return unsafe bytes.withUnsafeBytes { unsafe $0.loadUnaligned(as: Int32.self) }
         }
         return rc == 0 ? initStatus : 0x7F00
     }
+}
+
+/// What a reaped process tree used, from the kernel's rusage accounting.
+public struct ProcessUsage: Sendable, Hashable {
+    public var userSeconds: Double
+    public var systemSeconds: Double
+    /// The peak resident set of the largest single process (not the tree's sum).
+    public var largestResidentBytes: UInt64
 }
 
 /// A sandbox cloned before its plan was complete: init is building its namespaces while the

@@ -54,6 +54,14 @@ static const struct command commands[] = {
     {"tty",            0, 0,  "",                   cmd_tty},
     {"kill",           2, 2,  "PID SIG",            cmd_kill},
     {"rlimit",         1, 1,  "core|nofile|fsize|nproc", cmd_rlimit},
+    /* resources.c */
+    {"flood",          1, 1,  "BYTES",              cmd_flood},
+    {"open-many",      0, 0,  "",                   cmd_open_many},
+    {"write-big",      2, 2,  "PATH BYTES",         cmd_write_big},
+    {"spin",           1, 1,  "SECONDS",            cmd_spin},
+    {"alloc",          1, 1,  "MIB",                cmd_alloc},
+    {"fork-many",      1, 1,  "N",                  cmd_fork_many},
+    {"ignore-term",    1, 1,  "SECONDS",            cmd_ignore_term},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

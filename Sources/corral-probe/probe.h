@@ -77,4 +77,13 @@ void cmd_tty(int, char **);
 void cmd_kill(int, char **);
 void cmd_rlimit(int, char **);
 
+/* resources.c */
+void cmd_flood(int, char **);
+void cmd_open_many(int, char **);
+void cmd_write_big(int, char **);
+void cmd_spin(int, char **);
+void cmd_alloc(int, char **);
+void cmd_fork_many(int, char **);
+void cmd_ignore_term(int, char **);
+
 #endif

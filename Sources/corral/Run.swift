@@ -10,30 +10,64 @@ struct Run: ParsableCommand {
     @Option(help: "Write the JSON run report to this file.")
     var report: String?
 
+    @Option(help: ArgumentHelp("Stream events as JSON lines to this file while the run goes (- for stdout).",
+                               valueName: "file"))
+    var events: String?
+
+    @Flag(help: "No warnings, pause notices or live status line on stderr.")
+    var quiet = false
+
+    @Option(help: ArgumentHelp("After a forwarded SIGINT/SIGTERM/SIGHUP, how long the run may take to end before it is killed.",
+                               valueName: "duration"))
+    var grace: String = "5s"
+
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after `--`.")
     var command: [String] = []
 
     func run() throws {
-        let status = Self.execute(profile: options.profile, report: report, command: command)
+        guard let grace = ProfileLoader.parseDuration(grace) else {
+            throw ValidationError("--grace: invalid duration \"\(grace)\"; write 500ms, 5s or 1m")
+        }
+        let status = Self.execute(Invocation(profile: options.profile, report: report, events: events, quiet: quiet,
+                                             grace: grace, command: command))
         throw ExitCode(status)
+    }
+
+    /// What `corral run` was asked to do.
+    struct Invocation {
+        var profile: String
+        var report: String?
+        var events: String?
+        var quiet = false
+        var grace: Duration = .seconds(5)
+        var command: [String]
     }
 
     /// The whole of `corral run`, shared by ArgumentParser's path and the fast path in main.swift.
     /// Returns the exit status (the command's, 128+signal, or 125/126/127 for Corral's own failures).
-    static func execute(profile: String, report: String?, command: [String]) -> Int32 {
-        let forwarded: [Int32] = [1, 2, 3, 15]  // SIGHUP, SIGINT, SIGQUIT, SIGTERM
+    static func execute(_ invocation: Invocation) -> Int32 {
+        // SIGHUP, SIGINT, SIGQUIT, SIGTERM are forwarded; SIGCONT resumes a paused run.
+        let forwarded: [Int32] = [1, 2, 3, 15, 18]
         Corral.blockForwardedSignals(forwarded)
         let result: RunResult
+        var eventFile: Int32?
         do throws(CorralError) {
-            let loaded = try Corral.loadProfile(at: profile)
-            var runOptions = RunOptions(command: command, environment: HostEnvironment.environment())
+            let loaded = try Corral.loadProfile(at: invocation.profile)
+            var runOptions = RunOptions(command: invocation.command, environment: HostEnvironment.environment())
             runOptions.forwardSignals = forwarded
-            runOptions.includeDigests = report != nil
+            runOptions.includeDigests = invocation.report != nil
+            runOptions.quiet = invocation.quiet
+            runOptions.gracePeriod = invocation.grace
+            runOptions.statusLine = !invocation.quiet && HostEnvironment.isTerminal(2)
+            if let events = invocation.events {
+                eventFile = events == "-" ? 1 : try HostEnvironment.createFile(events, operation: "open events file")
+                runOptions.eventDescriptor = eventFile
+            }
             result = try Corral.runBlocking(loaded, options: runOptions)
         } catch {
             return fail(error).rawValue
         }
-        if let report {
+        if let report = invocation.report {
             do throws(CorralError) {
                 let json = try result.report.jsonData()
                 do { try HostEnvironment.writeFile(report, json) } catch {
@@ -46,34 +80,39 @@ struct Run: ParsableCommand {
         return result.termination.exitStatus
     }
 
-    /// Recognises exactly `run (--profile|-p) P [--report F] [-- CMD…]` (options in either
-    /// order, each once); nil for anything else, which then goes through ArgumentParser.
+    /// Recognises exactly `run (--profile|-p) P [--report F] [--events F] [--quiet] [-- CMD…]`
+    /// (options in any order, each once); nil for anything else, which then goes through
+    /// ArgumentParser.
     struct FastPath {
-        var profile: String
-        var report: String?
-        var command: [String]
+        var invocation: Invocation
 
         init?(_ arguments: some Collection<String>) {
             var rest = arguments[...]
             guard rest.popFirst() == "run" else { return nil }
-            var profile: String?, report: String?
+            var profile: String?, report: String?, events: String?, quiet = false
             while let token = rest.popFirst() {
                 if token == "--" { break }
-                guard let value = rest.popFirst(), !value.hasPrefix("-") else { return nil }
+                if token == "--quiet" {
+                    guard !quiet else { return nil }
+                    quiet = true
+                    continue
+                }
+                guard let value = rest.popFirst(), !value.hasPrefix("-") || value == "-" else { return nil }
                 switch token {
                 case "--profile", "-p":
-                    guard profile == nil else { return nil }
+                    guard profile == nil, value != "-" else { return nil }
                     profile = value
                 case "--report":
-                    guard report == nil else { return nil }
+                    guard report == nil, value != "-" else { return nil }
                     report = value
+                case "--events":
+                    guard events == nil else { return nil }
+                    events = value
                 default: return nil
                 }
             }
             guard let profile else { return nil }
-            self.profile = profile
-            self.report = report
-            self.command = Array(rest)
+            invocation = Invocation(profile: profile, report: report, events: events, quiet: quiet, command: Array(rest))
         }
     }
 }

@@ -5,6 +5,6 @@ import Corral
 // recognised directly; everything else (help, errors, other spellings) goes through
 // ArgumentParser, which defines the interface. Both paths share `Run.execute`.
 if let fast = Run.FastPath(CommandLine.arguments.dropFirst()) {
-    HostEnvironment.exit(Run.execute(profile: fast.profile, report: fast.report, command: fast.command))
+    HostEnvironment.exit(Run.execute(fast.invocation))
 }
 CorralCommand.main()

@@ -12,6 +12,10 @@ struct Manifest {
     var envPass: [String] = []
     var envSet: [(String, String)] = []
     var wall: String?
+    /// More `limits:` entries, as `key: value` YAML (e.g. "memory: 64MiB").
+    var limits: [String] = []
+    /// `monitor:` rules, each a YAML flow mapping (e.g. "{ when: limit(processes), then: kill }").
+    var monitor: [String] = []
     /// Raw YAML lines appended under `filesystem:` (for error tests).
     var extraFilesystemLines: [String] = []
 
@@ -49,7 +53,9 @@ struct Manifest {
         }
         lines += extraFilesystemLines
         lines += ["network:", "  mode: none"]
-        if let wall { lines += ["limits:", "  wall: \(wall)"] }
+        let limitLines = (wall.map { ["wall: \($0)"] } ?? []) + limits
+        if !limitLines.isEmpty { lines += ["limits:"] + limitLines.map { "  " + $0 } }
+        if !monitor.isEmpty { lines += ["monitor:"] + monitor.map { "  - " + $0 } }
         lines.append("landlock: \(HostSupport.hasLandlock ? "required" : "best-effort")")
         return lines.joined(separator: "\n") + "\n"
     }

@@ -119,6 +119,55 @@ import CorralProfile
 
     // MARK: - The rest of the plan
 
+    @Test func limitsAndRules() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            filesystem: { read: [/usr] }
+            limits: { wall: 5m, cpu: 30s, cpu_quota: 50%, memory: 256MiB, processes: 32, open_files: 128,
+                      file_size: 5MB, output: 1MiB, enforce: required }
+            monitor:
+              - { id: forks, when: limit(processes), then: kill }
+              - { when: "rate(connect) > 20/1s", then: alert }
+              - { when: exec-outside-allowlist, then: kill }
+            """)
+        let lines = plan.description.split(separator: "\n").map(String.init)
+        let start = try #require(lines.firstIndex(of: "rlimit core 0 0"))
+        #expect(Array(lines[start..<(start + 15)]) == [
+            "rlimit core 0 0",
+            "rlimit nofile 128 128",
+            "rlimit fsize 5000000 5000000",
+            "rlimit cpu 30 31",
+            "limit wall 5m (whole tree killed)",
+            "limit cpu 30s (user+system of the tree; killed)",
+            "limit cpu-quota 0.5 cores (throttled)",
+            "limit memory 256MiB (swap included; killed)",
+            "limit processes 32 (fork fails with EAGAIN)",
+            "limit output 1MiB (stdout+stderr; run stopped)",
+            "limits enforce required",
+            "monitor forks: when limit(processes) then kill",
+            "monitor rule-2: when rate(connect) > 20/1s then alert",
+            "monitor rule-3: when exec-outside-allowlist then kill",
+            "watch connect execve execveat (for monitor rules)",
+        ])
+    }
+
+    @Test func aRateRuleOnADeniedSyscallIsAnError() throws {
+        do {
+            _ = try Plans.compile("""
+                run: { command: [/bin/true] }
+                filesystem: { read: [/usr] }
+                monitor:
+                  - { when: "rate(ptrace) > 1/1s", then: kill }
+                """)
+            Issue.record("compiled a rule that can never fire")
+        } catch {
+            #expect("\(error)" == """
+                profiles/t.yaml:6: monitor[0]: rule rule-1: rate(ptrace) can never fire: the seccomp profile denies ptrace
+                  hint: watch a syscall the run may make, or allow ptrace in syscalls.allow
+                """)
+        }
+    }
+
     @Test func processSectionOfAMinimalPlan() throws {
         let plan = try Plans.compile("""
             run: { command: [/bin/true, -x] }
@@ -140,7 +189,7 @@ import CorralProfile
             "capabilities drop all (bounding, ambient, permitted, effective, inheritable); securebits locked",
             "no-new-privs",
             "rlimit core 0 0",
-            "limit wall 90s",
+            "limit wall 90s (whole tree killed)",
             "chdir /srv/out",
             "session new (no controlling terminal)",
             "exec /bin/true -x",
@@ -153,6 +202,6 @@ import CorralProfile
         (.seconds(3600), "1h"), (.milliseconds(90_500), "90500ms"), (.seconds(5400), "90m"),
     ])
     func wallLimitFormat(_ duration: Duration, _ expected: String) {
-        #expect(PlanPrinter.format(duration) == expected)
+        #expect(Limits.format(duration) == expected)
     }
 }

@@ -46,19 +46,49 @@ import Testing
     // MARK: - limits
 
     static let limitCases: [BadManifest] = [
-        BadManifest(name: "memory is not enforced yet", yaml: """
+        BadManifest(name: "write_total is not enforced yet", yaml: """
             goal: { id: a }
             limits:
               wall: 5m
-              memory: 512MiB
+              write_total: 100MB
             """, expected: """
-            profiles/x.yaml:4: limits.memory: limits.memory is not enforced yet by this Corral
+            profiles/x.yaml:4: limits.write_total: limits.write_total is not enforced yet by this Corral
               hint: remove it; a limit that is not enforced would only look safe
             """),
-        BadManifest(name: "enforce is not supported yet", yaml: "goal: { id: a }\nlimits: { enforce: strict }\n",
+        BadManifest(name: "enforce is required or best-effort", yaml: "goal: { id: a }\nlimits: { enforce: strict }\n",
                     expected: """
-            profiles/x.yaml:2: limits.enforce: limits.enforce is not enforced yet by this Corral
-              hint: remove it; a limit that is not enforced would only look safe
+            profiles/x.yaml:2: limits.enforce: limits.enforce must be required or best-effort, not "strict"
+              hint: required: refuse to start when a limit cannot be enforced here
+            """),
+        BadManifest(name: "memory without unit", yaml: "goal: { id: a }\nlimits:\n  memory: 512\n", expected: """
+            profiles/x.yaml:3: limits.memory: size "512" has no unit
+              hint: write 512B for bytes or 512MiB for mebibytes; write a number and a unit: 100B, 64KiB, 512MiB, 2GiB (or kB, MB, GB: powers of 1000)
+            """),
+        BadManifest(name: "memory unit unknown", yaml: "goal: { id: a }\nlimits:\n  memory: 512mb\n", expected: """
+            profiles/x.yaml:3: limits.memory: invalid size "512mb"
+              hint: write a number and a unit: 100B, 64KiB, 512MiB, 2GiB (or kB, MB, GB: powers of 1000)
+            """),
+        BadManifest(name: "memory too small", yaml: "goal: { id: a }\nlimits:\n  memory: 64KiB\n", expected: """
+            profiles/x.yaml:3: limits.memory: the memory limit must be at least 1MiB
+              hint: write a number and a unit: 100B, 64KiB, 512MiB, 2GiB (or kB, MB, GB: powers of 1000)
+            """),
+        BadManifest(name: "memory overflows", yaml: "goal: { id: a }\nlimits:\n  memory: 99999999999TiB\n", expected: """
+            profiles/x.yaml:3: limits.memory: invalid size "99999999999TiB"
+              hint: write a number and a unit: 100B, 64KiB, 512MiB, 2GiB (or kB, MB, GB: powers of 1000)
+            """),
+        BadManifest(name: "processes zero", yaml: "goal: { id: a }\nlimits:\n  processes: 0\n", expected: """
+            profiles/x.yaml:3: limits.processes: the process limit must be a whole number from 1 to 4194304, not "0"
+            """),
+        BadManifest(name: "open_files not a number", yaml: "goal: { id: a }\nlimits:\n  open_files: many\n", expected: """
+            profiles/x.yaml:3: limits.open_files: the open-file limit must be a whole number from 4 to 1048576, not "many"
+            """),
+        BadManifest(name: "cpu_quota unreadable", yaml: "goal: { id: a }\nlimits:\n  cpu_quota: half\n", expected: """
+            profiles/x.yaml:3: limits.cpu_quota: invalid cpu_quota "half"
+              hint: write a share of one core (50%, 250%) or a number of cores (0.5, 2), at least 1%
+            """),
+        BadManifest(name: "cpu without unit", yaml: "goal: { id: a }\nlimits:\n  cpu: 60\n", expected: """
+            profiles/x.yaml:3: limits.cpu: duration "60" has no unit
+              hint: write 60s for seconds; units are ms, s, m and h
             """),
         BadManifest(name: "zero wall time", yaml: "goal: { id: a }\nlimits: { wall: 0s }\n", expected: """
             profiles/x.yaml:2: limits.wall: the wall-clock limit must be longer than zero
@@ -82,7 +112,7 @@ import Testing
             """),
         BadManifest(name: "limit unknown", yaml: "goal: { id: a }\nlimits: { cores: 2 }\n", expected: """
             profiles/x.yaml:2: limits.cores: unknown key `cores`
-              hint: expected one of: wall
+              hint: expected one of: wall, cpu, cpu_quota, memory, processes, open_files, file_size, output, enforce
             """),
     ]
 

@@ -137,14 +137,14 @@ import Testing
             """),
         BadManifest(name: "top-level key unknown", yaml: "goal: { id: a }\nmounts: []\n", expected: """
             profiles/x.yaml:2: mounts: unknown key `mounts`
-              hint: expected one of: version, goal, run, filesystem, network, limits, syscalls, landlock
+              hint: expected one of: version, goal, run, filesystem, network, limits, monitor, syscalls, landlock
             """),
-        BadManifest(name: "later top-level key: monitor", yaml: """
+        BadManifest(name: "later top-level key: approval", yaml: """
             goal: { id: a }
-            monitor:
-              - { when: exec-outside-allowlist, then: kill }
+            approval:
+              commit: ask
             """, expected: """
-            profiles/x.yaml:2: monitor: `monitor` is not supported yet by this Corral
+            profiles/x.yaml:2: approval: `approval` is not supported yet by this Corral
               hint: remove it; this Corral would not act on it
             """),
         BadManifest(name: "later top-level key: on_violation", yaml: "goal: { id: a }\non_violation: rollback\n",

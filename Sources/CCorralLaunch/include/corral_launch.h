@@ -212,6 +212,14 @@ int corral_memfd_create(const char *name);
 /// Waits for a pidfd's process: waitid(P_PIDFD). Returns 0 and the raw wait status
 /// (as waitpid would) or -errno.
 int corral_pidfd_wait(int pidfd, int *status, int nohang);
+/// CPU time and peak resident set of a reaped process and everything it reaped.
+struct corral_usage {
+    uint64_t user_microseconds;
+    uint64_t system_microseconds;
+    uint64_t max_rss_kib;        ///< of the largest single process
+};
+/// `corral_pidfd_wait`, also filling `usage` (may be NULL) from waitid's rusage.
+int corral_pidfd_wait_usage(int pidfd, int *status, int nohang, struct corral_usage *usage);
 /// pidfd_send_signal; returns 0 or -errno.
 int corral_pidfd_send_signal(int pidfd, int sig);
 /// Sets no_new_privs and installs one BPF program in the calling thread; 0 or -errno.

@@ -1,0 +1,114 @@
+import CorralPlan
+
+/// Turns what the supervisor observes into monitor-rule firings. Pure: the supervisor feeds it
+/// samples (resource use, output), limit hits and watched calls, with the time, and acts on
+/// what it returns. Each rule fires at most once per run.
+struct MonitorEngine {
+    struct Firing: Equatable {
+        var rule: MonitorRule
+        var detail: String
+    }
+
+    /// A watched call as the rules see it.
+    struct Call {
+        var syscall: String
+        /// The path it names (exec target, opened or removed file), when it names one.
+        var path: String?
+        /// Whether it creates, writes, removes or renames (open with a write flag, unlink…).
+        var writes: Bool
+    }
+
+    let rules: [MonitorRule]
+    /// Whether a path may be executed (`filesystem.exec`).
+    let execAllowed: (String) -> Bool
+    /// Whether a path lies where the run may write (`filesystem.write`, its private /tmp…).
+    let writeAllowed: (String) -> Bool
+    private var fired: Set<String> = []
+    /// Recent call times per syscall, for `rate(…)` rules (only what a window still needs).
+    private var recent: [String: [Double]] = [:]
+
+    init(rules: [MonitorRule], execAllowed: @escaping (String) -> Bool, writeAllowed: @escaping (String) -> Bool) {
+        self.rules = rules
+        self.execAllowed = execAllowed
+        self.writeAllowed = writeAllowed
+    }
+
+    var isEmpty: Bool { rules.isEmpty }
+
+    /// Whether some rule needs resource samples (processes, memory, cpu).
+    var samplesResources: Bool {
+        rules.contains {
+            switch $0.condition {
+            case .processesAbove, .memoryAbove, .cpuAbove, .limitReached: true
+            default: false
+            }
+        }
+    }
+
+    private mutating func fire(_ rule: MonitorRule, _ detail: String) -> Firing? {
+        guard fired.insert(rule.id).inserted else { return nil }
+        return Firing(rule: rule, detail: detail)
+    }
+
+    /// Resource use now. Nil values are unknown (no cgroup) and never fire.
+    mutating func sample(processes: UInt64?, memory: UInt64?, output: UInt64, cpuSeconds: Double?) -> [Firing] {
+        var firings: [Firing] = []
+        for rule in rules {
+            let detail: String?
+            switch rule.condition {
+            case .processesAbove(let bound):
+                detail = processes.flatMap { $0 > UInt64(bound) ? "\($0) processes" : nil }
+            case .memoryAbove(let bound):
+                detail = memory.flatMap { $0 > bound ? "\(Limits.format(bytes: $0)) in use" : nil }
+            case .outputAbove(let bound):
+                detail = output > bound ? "\(output) bytes of output" : nil
+            case .cpuAbove(let bound):
+                let limit = Double(bound.components.seconds) + Double(bound.components.attoseconds) / 1e18
+                detail = cpuSeconds.flatMap { $0 > limit ? "\(Self.seconds($0)) of CPU" : nil }
+            default:
+                detail = nil
+            }
+            if let detail, let firing = fire(rule, detail) { firings.append(firing) }
+        }
+        return firings
+    }
+
+    /// The kernel refused something at `resource`'s limit (`count` times so far).
+    mutating func limitReached(_ resource: LimitedResource, count: UInt64) -> [Firing] {
+        rules.compactMap { rule in
+            guard rule.condition == .limitReached(resource) else { return nil }
+            return fire(rule, "\(resource.rawValue) limit reached (\(count) refused)")
+        }
+    }
+
+    /// A watched call at monotonic time `now` (seconds).
+    mutating func call(_ call: Call, at now: Double) -> [Firing] {
+        var firings: [Firing] = []
+        for rule in rules {
+            var detail: String?
+            switch rule.condition {
+            case .rate(let name, let count, let window) where name == call.syscall:
+                let span = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
+                var times = recent[name, default: []].filter { now - $0 < span }
+                times.append(now)
+                recent[name] = times
+                if times.count > count { detail = "\(times.count) \(name) calls within \(Limits.format(window))" }
+            case .execOutsideAllowlist where call.syscall == "execve" || call.syscall == "execveat":
+                if let path = call.path, !execAllowed(path) { detail = "exec of \(path), outside filesystem.exec" }
+            case .writeOutsideDeclared where call.writes:
+                if let path = call.path, !writeAllowed(path) {
+                    detail = "\(call.syscall) of \(path), outside filesystem.write"
+                }
+            default:
+                break
+            }
+            if let detail, let firing = fire(rule, detail) { firings.append(firing) }
+        }
+        return firings
+    }
+
+    static func seconds(_ value: Double) -> String {
+        let tenths = (value * 10).rounded()
+        return "\(Int(tenths) / 10).\(Int(tenths) % 10)s"
+    }
+}

@@ -1,0 +1,79 @@
+import CorralSystem
+
+/// One line of `corral run --events`: what happened during a run, as it happened.
+/// Strings that come from the sandbox (paths, argv) are data in JSON strings, never
+/// printed raw to a terminal.
+public struct RunEvent: Sendable, Codable, Hashable {
+    public enum Kind: String, Sendable, Codable, Hashable {
+        /// The command is running (`pid` is the sandbox's init).
+        case start
+        /// A watched syscall (`syscall`, `pid`, `args`, `decision`).
+        case syscall
+        /// A monitor rule fired (`rule`, `action`, `detail`).
+        case rule
+        /// The kernel refused something at a limit, or a declared limit is not enforced here
+        /// (`limit`, `detail`).
+        case limit
+        /// Corral is killing the run (`reason`, `rule`).
+        case kill
+        /// The run was frozen (`rule`) or thawed.
+        case pause, resume
+        /// A signal to `corral` was forwarded to the run (`signal`).
+        case signal
+        /// The run ended (`termination`, `exitStatus`, `verdict`, `reason`).
+        case exit
+    }
+
+    public var seq: Int
+    /// RFC 3339, UTC, nanoseconds.
+    public var time: String
+    public var type: Kind
+    public var goal: String
+    public var pid: Int32?
+    public var command: [String]?
+    public var syscall: String?
+    public var args: [String: String]?
+    public var decision: String?
+    public var rule: String?
+    public var action: String?
+    public var limit: String?
+    public var reason: String?
+    public var signal: Int32?
+    public var detail: String?
+    public var termination: Termination?
+    public var exitStatus: Int32?
+    public var verdict: Verdict?
+
+    public init(seq: Int, time: String, type: Kind, goal: String) {
+        self.seq = seq
+        self.time = time
+        self.type = type
+        self.goal = goal
+    }
+}
+
+/// Streams events as JSON lines to a descriptor (a file, or stdout for `--events -`) and
+/// hands each to an optional observer (the library's callers).
+final class EventLog {
+    private let descriptor: Int32?
+    private let observer: (@Sendable (RunEvent) -> Void)?
+    private let goal: String
+    private(set) var count = 0
+
+    init(descriptor: Int32?, observer: (@Sendable (RunEvent) -> Void)?, goal: String) {
+        self.descriptor = descriptor
+        self.observer = observer
+        self.goal = goal
+    }
+
+    var isActive: Bool { descriptor != nil || observer != nil }
+
+    func emit(_ type: RunEvent.Kind, _ fill: (inout RunEvent) -> Void = { _ in }) {
+        guard isActive else { return }
+        count += 1
+        var event = RunEvent(seq: count, time: HostEnvironment.rfc3339Now(), type: type, goal: goal)
+        fill(&event)
+        if let descriptor { HostEnvironment.writeAll(descriptor, event.jsonLine()) }
+        observer?(event)
+    }
+}

@@ -1,0 +1,29 @@
+import CorralPlan
+import CorralSystem
+
+/// One sample of a run's resource use; nil where the meter cannot tell.
+struct MeterSample {
+    var memoryBytes: UInt64?
+    var memoryPeakBytes: UInt64?
+    var processes: UInt64?
+    var processLimitHits: UInt64?
+    var oomKills: UInt64?
+    var cpuSeconds: Double?
+}
+
+/// Accounting and enforcement of a run's memory, processes and CPU: its cgroup. Created
+/// before the clone (so `limits.enforce: required` can refuse before anything runs),
+/// attached to the sandbox's init before "go".
+protocol RunMeter: AnyObject {
+    func attach(_ pid: Int32) throws(CorralError)
+    func sample() -> MeterSample
+    /// Freezes every process of the run; false when this meter cannot.
+    func freeze() -> Bool
+    func thaw()
+    /// Kills every process of the run.
+    func killAll()
+    /// Removes what the meter created (after the run is gone).
+    func finish()
+    /// How each limit it took on is enforced, by limit name (`memory`, `processes`, …).
+    var mechanisms: [String: String] { get }
+}

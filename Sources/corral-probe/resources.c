@@ -1,0 +1,120 @@
+/* Resource probes: what a limit does to a process that pushes against it. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "probe.h"
+
+/* flood BYTES: writes BYTES bytes of 'x' to stdout in 4 KiB chunks (no result line: the
+ * bytes are the output). Stops quietly if stdout goes away. */
+void cmd_flood(int argc, char **argv)
+{
+    (void)argc;
+    long long total = atoll(argv[0]);
+    char chunk[4096];
+    memset(chunk, 'x', sizeof chunk);
+    signal(SIGPIPE, SIG_IGN);
+    while (total > 0) {
+        size_t n = total < (long long)sizeof chunk ? (size_t)total : sizeof chunk;
+        ssize_t w = write(1, chunk, n);
+        if (w <= 0) exit(0);
+        total -= w;
+    }
+}
+
+/* open-many: opens /dev/null until it fails; prints `opened=N errno=ENAME`. */
+void cmd_open_many(int argc, char **argv)
+{
+    (void)argc; (void)argv;
+    int opened = 0;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd < 0) break;
+        opened++;
+    }
+    int err = errno;
+    printf("opened=%d errno=%s\n", opened, errname(err));
+}
+
+/* write-big PATH BYTES: writes BYTES bytes to PATH with SIGXFSZ ignored; prints
+ * `written=N` then ` ok` or ` errno=ENAME` for the first failing write. */
+void cmd_write_big(int argc, char **argv)
+{
+    (void)argc;
+    signal(SIGXFSZ, SIG_IGN);
+    long long want = atoll(argv[1]), written = 0;
+    int fd = open(argv[0], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { report(errno, "written=0"); return; }
+    char chunk[4096];
+    memset(chunk, 'y', sizeof chunk);
+    int err = 0;
+    while (written < want) {
+        size_t n = want - written < (long long)sizeof chunk ? (size_t)(want - written) : sizeof chunk;
+        ssize_t w = write(fd, chunk, n);
+        if (w < 0) { err = errno; break; }
+        written += w;
+    }
+    close(fd);
+    report(err, "written=%lld", written);
+}
+
+/* spin SECONDS: burns CPU for SECONDS of CPU time (0 = forever), then prints `ok`. */
+void cmd_spin(int argc, char **argv)
+{
+    (void)argc;
+    double seconds = atof(argv[0]);
+    volatile unsigned long x = 0;
+    for (;;) {
+        for (int i = 0; i < 1000000; i++) x += (unsigned long)i;
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        if (seconds > 0 && ts.tv_sec + ts.tv_nsec / 1e9 >= seconds) break;
+    }
+    puts("ok");
+}
+
+/* alloc MIB: touches MIB mebibytes, one at a time, printing nothing until done (`ok`) or
+ * until mmap fails (`allocated=N errno=ENAME`). An OOM kill ends it silently. */
+void cmd_alloc(int argc, char **argv)
+{
+    (void)argc;
+    long mib = atol(argv[0]);
+    for (long i = 0; i < mib; i++) {
+        char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) { report(errno, "allocated=%ld", i); return; }
+        memset(p, 0x5a, 1 << 20);
+    }
+    puts("ok");
+}
+
+/* fork-many N: forks up to N children that sleep 30 s; prints `forked=K ok` or
+ * `forked=K errno=ENAME` at the first failure. The children are left for init to reap. */
+void cmd_fork_many(int argc, char **argv)
+{
+    (void)argc;
+    int want = atoi(argv[0]), forked = 0, err = 0;
+    fflush(stdout);
+    while (forked < want) {
+        pid_t pid = fork();
+        if (pid < 0) { err = errno; break; }
+        if (pid == 0) { sleep(30); _exit(0); }
+        forked++;
+    }
+    report(err, "forked=%d", forked);
+}
+
+/* ignore-term SECONDS: ignores SIGTERM, SIGINT and SIGHUP, prints `ready`, sleeps. */
+void cmd_ignore_term(int argc, char **argv)
+{
+    (void)argc;
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    puts("ready");
+    fflush(stdout);
+    sleep((unsigned)atoi(argv[0]));
+    puts("ok");
+}
