@@ -52,9 +52,11 @@ let package = Package(
             // Release: a static PIE. No ld.so run, no symbol lookups or relocations of
             // libstdc++ and friends on every launch (a hello world starts in 0.8 ms instead
             // of 1.9 ms here), while keeping ASLR (a plain static executable saves another
-            // 0.13 ms but loads at a fixed address). DT_RELR packs the self-relocations.
+            // 0.6 ms for Corral but loads at a fixed address). DT_RELR packs the
+            // self-relocations; -z now makes the GOT read-only after start (full RELRO).
             linkerSettings: [.unsafeFlags(["-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie",
-                                           "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                                           "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                                           "-Xlinker", "-z", "-Xlinker", "now"],
                                           .when(configuration: .release))]
         ),
         // Test helper run inside sandboxes. C, because it must issue raw syscalls

@@ -72,10 +72,15 @@ static int write_file(const char *path, const char *text) {
 }
 
 static int step_reset_signals(void) {
+    // A session of its own first, while the signals the supervisor blocks are still blocked:
+    // a Ctrl-C on the caller's terminal then reaches only the supervisor, which forwards it
+    // once, instead of killing an init that has no handlers yet.
+    if (setsid() < 0) return -1;
     sigset_t none;
     sigemptyset(&none);
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
+        signal(sig, SIG_IGN);  // discards any instance already pending
         signal(sig, SIG_DFL);
     }
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return -1;
@@ -83,11 +88,13 @@ static int step_reset_signals(void) {
 }
 
 /// Waits for "go"; a descriptor attached to it (the Landlock ruleset) lands in `*passed`.
+/// Anything but zero or one descriptor is refused (all of them closed): the buffer has
+/// room for several, so two cannot slip through without MSG_CTRUNC and be ignored.
 static int step_wait_for_parent(int sync_fd, int *passed) {
     char go;
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int))];
+        char space[CMSG_SPACE(sizeof(int) * 8)];
     } control;
     struct iovec iov = {.iov_base = &go, .iov_len = 1};
     struct msghdr msg;
@@ -100,12 +107,20 @@ static int step_wait_for_parent(int sync_fd, int *passed) {
     do { n = recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n == 0) errno = EPIPE;  // the parent died before saying go
     if (n != 1) return -1;
+    int received = 0;
     for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-            cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(passed, CMSG_DATA(cmsg), sizeof(int));
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+            if (received++ == 0) *passed = fd;
+            else close(fd);
+        }
     }
-    if (msg.msg_flags & MSG_CTRUNC) {
+    if (received > 1 || (msg.msg_flags & MSG_CTRUNC)) {
+        if (*passed >= 0) close(*passed);
+        *passed = -1;
         errno = EBADMSG;
         return -1;
     }
@@ -304,6 +319,11 @@ void corral_child_main(const struct corral_launch_plan *shared) {
     struct corral_launch_plan local = *shared;
     local.landlock_ruleset_fd = landlock_fd;
     plan = &local;
+    if (plan->landlock_expected && landlock_fd < 0) {
+        errno = EBADMSG;  // a plan with Landlock never runs without it
+        corral_fail(&failure, CORRAL_STAGE_SYNC, 1);
+        report_and_exit(plan, &failure);
+    }
 
     if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
         corral_fail(&failure, CORRAL_STAGE_NAMESPACES, 1);
@@ -342,6 +362,11 @@ void corral_child_main(const struct corral_launch_plan *shared) {
                       CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)plan);
     if (pid < 0) { corral_fail(&failure, CORRAL_STAGE_SPAWN, 0); report_and_exit(plan, &failure); }
     command_pid = pid;
+    // The command has executed (or written why not, first): say so positively, so that an
+    // init that died before this point is never taken for a command that ran.
+    struct corral_child_failure spawned = {.stage = CORRAL_STAGE_NONE, .index = 0, .err = 0};
+    ssize_t ignored = write(plan->report_fd, &spawned, sizeof spawned);
+    (void)ignored;
 
     // The command has executed or failed: init needs nothing but the status pipe now, and
     // keeps no view of the supervisor's memory.

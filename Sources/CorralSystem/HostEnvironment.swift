@@ -41,6 +41,14 @@ public enum HostEnvironment {
 
     public static var processID: Int32 { getpid() }
 
+    /// Puts the fatal signals back to their default action. The Swift runtime's crash
+    /// handler would otherwise execute a `swift-backtrace` found next to the binary (or in
+    /// its parent folder) when the supervisor crashes — a program anyone who can write there
+    /// could plant. A crash then simply dumps core (or not), as for a C program.
+    public static func defaultCrashSignals() {
+        for signal in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT] { _ = Glibc.signal(signal, SIG_DFL) }
+    }
+
     /// The effective user and group ids (what the sandbox's id maps map).
     public static var effectiveIDs: (uid: UInt32, gid: UInt32) { (geteuid(), getegid()) }
 

@@ -29,6 +29,12 @@ import SystemPackage
         unsafe base = mapped
     }
 
+    /// After the clone: no later fork or clone of this process (another run's sandbox, a
+    /// library caller's fork) inherits the arena.
+    func stopSharingWithLaterChildren() {
+        _ = unsafe madvise(base, Self.capacity, MADV_DONTFORK)
+    }
+
     deinit {
         unsafe munmap(base, Self.capacity)
         for unsafe pointer in unsafe spilled { unsafe free(pointer) }
@@ -129,6 +135,7 @@ extension Launcher {
         unsafe c.pointee.rlimit_count = UInt32(rlimits.count)
 
         unsafe c.pointee.landlock_ruleset_fd = -1  // travels with "go"
+        unsafe c.pointee.landlock_expected = prepared.landlockRuleset == nil ? 0 : 1
         let childRules = unsafe prepared.landlockChildRules.map {
             unsafe corral_landlock_child_rule(path: arena.cString($0.path), access: $0.access)
         }

@@ -2,6 +2,7 @@ import CCorralLaunch
 import CorralPlan
 import CorralProfile
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// A running sandbox: its init (pid 1 inside), a pidfd for it, and the pipe on which init
@@ -129,15 +130,22 @@ public struct ProcessUsage: Sendable, Hashable {
         }
         // A child that failed before "go" has closed its end: EPIPE here, and its failure
         // record is waiting on the report pipe.
-        _ = corral_send_go(sync.rawValue, prepared.landlockRuleset?.rawValue ?? -1)
+        let sent = corral_send_go(sync.rawValue, prepared.landlockRuleset?.rawValue ?? -1)
         sync.closeChecked()
         self.arena = nil  // the child's mapping keeps the pages until init unmaps them
 
-        // End-of-file: the command was executed (every copy of the write end is close-on-exec
-        // or closed by init once the command is running).
+        // The first record: "executed" (stage none) or the step that failed. End-of-file
+        // without one: init died before the command was spawned.
         let record = (try? report.readFully(count: MemoryLayout<corral_child_failure>.size)) ?? []
-        guard record.count == MemoryLayout<corral_child_failure>.size else { return process }
+        guard record.count == MemoryLayout<corral_child_failure>.size else {
+            let raw = process.reap()
+            let status = raw & 0x7F == 0 ? "exited \((raw >> 8) & 0xFF)" : "killed by signal \(raw & 0x7F)"
+            throw CorralError(.setupFailed, operation: "start the command",
+                              message: "the sandbox's init ended before the command started (\(status)\(sent < 0 ? ", go: \(Errno(rawValue: -sent))" : ""))",
+                              hint: "it was killed from outside, or by a resource limit during setup")
+        }
         let failure = unsafe record.withUnsafeBytes { unsafe $0.loadUnaligned(as: corral_child_failure.self) }
+        if failure.stage == CORRAL_STAGE_NONE.rawValue { return process }
         _ = process.reap()
         let stage = LaunchStage(rawValue: failure.stage)
         let errno = Errno(rawValue: failure.err)
@@ -161,6 +169,14 @@ public enum Launcher {
     /// shape.
     /// - Parameter stdio: descriptors for the command's 0, 1, 2; -1 inherits Corral's own.
     public static func start(_ shape: SandboxShape, stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> PendingLaunch {
+        // From the arena's mmap until it is marked MADV_DONTFORK, a concurrent run's clone
+        // would inherit it: one launch at a time through this window.
+        try launchWindow.withLock { _ throws(CorralError) -> PendingLaunch in try startLocked(shape, stdio: stdio) }
+    }
+
+    private static let launchWindow = Mutex(())
+
+    private static func startLocked(_ shape: SandboxShape, stdio: [Int32]) throws(CorralError) -> PendingLaunch {
         let arena = try SharedArena()
         let sync: (parent: FileDescriptor, child: FileDescriptor)
         let report, status: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
@@ -171,8 +187,15 @@ public enum Launcher {
         }
         do {
             report = try FileDescriptor.closeOnExecPipe()
+        } catch {
+            sync.parent.closeChecked()
+            sync.child.closeChecked()
+            throw CorralError(.setupFailed, operation: "pipe2", errno: error)
+        }
+        do {
             status = try FileDescriptor.closeOnExecPipe()
         } catch {
+            for fd in [sync.parent, sync.child, report.readEnd, report.writeEnd] { fd.closeChecked() }
             throw CorralError(.setupFailed, operation: "pipe2", errno: error)
         }
         let cPlan = unsafe arena.buffer(of: corral_launch_plan.self, count: 1)
@@ -181,6 +204,7 @@ public enum Launcher {
         var pid: pid_t = 0
         var pidfd: Int32 = -1
         let rc = unsafe corral_launch(cPlan, &pid, &pidfd)
+        arena.stopSharingWithLaterChildren()
         sync.child.closeChecked()
         report.writeEnd.closeChecked()
         status.writeEnd.closeChecked()

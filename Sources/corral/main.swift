@@ -1,5 +1,7 @@
 import Corral
 
+HostEnvironment.defaultCrashSignals()
+
 // `corral run --profile P -- CMD…` is on the path of every sandboxed tool call, and
 // ArgumentParser's reflection-based set-up costs about 3 ms of it. That one exact shape is
 // recognised directly; everything else (help, errors, other spellings) goes through

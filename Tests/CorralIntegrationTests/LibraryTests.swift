@@ -97,4 +97,30 @@ struct LibraryTests {
             #expect(Self.mappingCount() - mappings < 10, "mappings: \(mappings) → \(Self.mappingCount())")
         }
     }
+
+    /// Two runs launched at once from this process: neither sandbox's init may hold a view
+    /// of the other's plan arena (a MAP_SHARED mapping shows as "/dev/zero (deleted)").
+    @Test func concurrentRunsShareNoPlanMemory() async throws {
+        try await withSandbox(.root) { sandbox in
+            let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
+            let options = RunOptions(command: [sandbox.probe, "sleep", "2"], environment: ["TOKEN": "secret"])
+            async let first = Corral.run(loaded, options: options)
+            async let second = Corral.run(loaded, options: options)
+            try await Task.sleep(for: .milliseconds(700))
+            let me = getpid()
+            let inits = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { return false }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return fields.count > 2 && Int32(fields[1]) == me
+            }
+            #expect(inits.count >= 2, "the two sandboxes' inits are this process's children")
+            for pid in inits {
+                let maps = (try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? ""
+                #expect(!maps.contains("/dev/zero (deleted)"), "init \(pid) still maps a plan arena:\n\(maps)")
+            }
+            #expect(try await first.termination == .exited(0))
+            #expect(try await second.termination == .exited(0))
+        }
+    }
 }

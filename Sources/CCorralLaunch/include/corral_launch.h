@@ -55,8 +55,9 @@ enum corral_stage {
     CORRAL_STAGE_COUNT = 23,
 };
 
-/// What the child writes to `report_fd` when a step fails. End-of-file without a record
-/// means the command was executed.
+/// What the child writes to `report_fd`: the first record is a failure (a step failed) or,
+/// with stage CORRAL_STAGE_NONE, "the command was executed" (init writes it once the
+/// vfork-style spawn returned). End-of-file without a record: init died before that.
 struct corral_child_failure {
     uint32_t stage;
     uint32_t index;
@@ -157,6 +158,7 @@ struct corral_launch_plan {
     // Landlock
     int landlock_ruleset_fd;              ///< unused in the shared plan: the ruleset, built in
                                           ///< the parent, arrives with "go" (SCM_RIGHTS)
+    uint32_t landlock_expected;           ///< 1: "go" must carry the ruleset, or the child fails
     const struct corral_landlock_child_rule *landlock_child_rules;
     uint32_t landlock_child_rule_count;
     uint32_t landlock_restrict_flags;
