@@ -219,7 +219,8 @@ public enum PlanCompiler {
             denied: denied.sorted { $0.name < $1.name },
             onDeny: spec.onDeny,
             manifestAllows: spec.allow,
-            manifestDenials: spec.deny
+            manifestDenials: spec.deny,
+            watched: spec.watch.sorted()
         )
     }
 

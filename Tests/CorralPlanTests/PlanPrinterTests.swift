@@ -148,6 +148,43 @@ import CorralProfile
         ])
     }
 
+    // MARK: - syscalls.watch
+
+    /// Each watched call says whether it can reach the supervisor at all: the programs above
+    /// the watch decide first, and ERRNO outranks USER_NOTIF.
+    @Test func watchedSyscallsSayWhetherTheyReachTheSupervisor() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            syscalls: { watch: [socket, openat, ptrace, execve, kill] }
+            """)
+        #expect(plan.seccomp.watched == ["execve", "kill", "openat", "ptrace", "socket"])
+        let lines = plan.description.split(separator: "\n").filter { $0.contains("seccomp watch") }
+        #expect(lines == [
+            "# seccomp watch: a last program; these calls wait for the supervisor, which records them and lets them "
+                + "continue unless its decision hook denies them",
+            "seccomp watch execve -> supervisor",
+            "seccomp watch kill -> supervisor",
+            "seccomp watch openat -> supervisor # where the deny-if rules let it through",
+            "seccomp watch ptrace -> EPERM # denied above: the kernel answers before the supervisor could see it",
+            "seccomp watch socket -> supervisor # where the allow-if rules allow it",
+        ])
+    }
+
+    @Test func anAllowedAndWatchedSyscallReachesTheSupervisor() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            syscalls: { allow: [ptrace], on_deny: EACCES, watch: [ptrace] }
+            """)
+        #expect(plan.description.split(separator: "\n").filter { $0.hasPrefix("seccomp watch") }
+            == ["seccomp watch ptrace -> supervisor"])
+    }
+
+    @Test func aPlanWithoutWatchPrintsNoWatchLines() throws {
+        let plan = try Plans.compile("run: { command: [/bin/true] }\n")
+        #expect(plan.seccomp.watched.isEmpty)
+        #expect(!plan.description.split(separator: "\n").contains { $0.contains("seccomp watch") })
+    }
+
     @Test(arguments: [
         (Duration.milliseconds(250), "250ms"), (.seconds(90), "90s"), (.seconds(120), "2m"),
         (.seconds(3600), "1h"), (.milliseconds(90_500), "90500ms"), (.seconds(5400), "90m"),
