@@ -29,6 +29,13 @@ public struct RunOptions: Sendable {
     /// the plan costs about half a millisecond).
     public var includeDigests = true
     public var logger: Logger?
+    /// Decides each watched syscall (`syscalls.watch`): `.continue` (the default when nil) or
+    /// `.deny(errno:)`. Called on the watcher's thread while the caller waits: keep it quick.
+    public var watchDecision: WatchDecider?
+    /// Sees every watched call once it was answered, on the watcher's thread.
+    public var onWatchedCall: (@Sendable (WatchedCall) -> Void)?
+    /// How many watched calls the run report keeps; the rest are counted (`watchedDropped`).
+    public var watchLogLimit = 1000
 
     public init(command: [String]? = nil, environment: [String: String]) {
         self.command = command

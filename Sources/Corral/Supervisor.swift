@@ -30,7 +30,8 @@ final class Supervisor {
         let prepared = try Materializer.prepare(plan, environment: options.environment,
                                                 hiddenPaths: Corral.daemonSockets)
         let materialised = HostEnvironment.monotonicSeconds()
-        let process = try pending.go(prepared)
+        let syscallWatcher = makeSyscallWatcher(prepared, start: start)
+        let process = try launch(pending, prepared, watcher: syscallWatcher)
         let launched = HostEnvironment.monotonicSeconds()
         var killReason: KillReason?
         var forwarded = 0
@@ -65,8 +66,9 @@ final class Supervisor {
         }
         let ended = HostEnvironment.monotonicSeconds()
         let termination = Termination(waitStatus: process.reap())
+        let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
 
-        let report = RunReport(
+        var report = RunReport(
             goalID: plan.goalID, manifest: loaded.path,
             manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
             planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command, startedAt: startedAt,
@@ -80,6 +82,7 @@ final class Supervisor {
             timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
                                        launch: launched - start, run: ended - launched)
         )
+        if let watchLog { report.record(watchLog, program: prepared.watchProgram) }
         return RunResult(termination: termination, report: report)
     }
 }

@@ -14,6 +14,8 @@ struct Manifest {
     var wall: String?
     /// Raw YAML lines appended under `filesystem:` (for error tests).
     var extraFilesystemLines: [String] = []
+    /// `syscalls.watch`.
+    var watch: [String] = []
 
     /// The base: the system's libraries and the sandbox folder readable, only the probe
     /// executable. Landlock is required whenever this kernel has it.
@@ -50,6 +52,7 @@ struct Manifest {
         lines += extraFilesystemLines
         lines += ["network:", "  mode: none"]
         if let wall { lines += ["limits:", "  wall: \(wall)"] }
+        if !watch.isEmpty { lines += ["syscalls:", "  watch: [\(watch.joined(separator: ", "))]"] }
         lines.append("landlock: \(HostSupport.hasLandlock ? "required" : "best-effort")")
         return lines.joined(separator: "\n") + "\n"
     }

@@ -1,0 +1,35 @@
+import CorralSystem
+
+// MARK: - Syscall watching (`syscalls.watch`)
+
+extension Supervisor {
+    /// The run's syscall watcher, when its plan watches syscalls.
+    func makeSyscallWatcher(_ prepared: PreparedLaunch, start: Double) -> SyscallWatcher? {
+        guard prepared.watchProgram != nil else { return nil }
+        return SyscallWatcher(syscalls: prepared.watchedSyscalls, decide: options.watchDecision,
+                              observe: options.onWatchedCall, limit: max(0, options.watchLogLimit), start: start)
+    }
+
+    /// Hands the plan over. The command sends the watch listener just before its execve,
+    /// which may itself be watched: the watcher starts serving while `go` still waits for the
+    /// exec. When the launch fails the sandbox is gone already, and the watcher is joined here.
+    func launch(_ pending: PendingLaunch, _ prepared: PreparedLaunch,
+                watcher: SyscallWatcher?) throws(CorralError) -> SandboxProcess {
+        guard let watcher else { return try pending.go(prepared) }
+        do {
+            return try pending.go(prepared) { watcher.serve($0, launchMemory: $1) }
+        } catch {
+            _ = watcher.finish()
+            throw error
+        }
+    }
+}
+
+extension RunReport {
+    /// The watched calls, and the watch program among the installed seccomp programs (last).
+    mutating func record(_ log: WatchLog, program: SeccompProgram?) {
+        watched = log.calls
+        watchedDropped = log.dropped
+        if let program { seccompInstructions.append(program.instructionCount) }
+    }
+}
