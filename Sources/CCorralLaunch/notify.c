@@ -40,11 +40,10 @@ static int kernel_notif_size(void) {
     return size;
 }
 
-static int notify_wait(int listener, int timeout) {
+int corral_notify_wait(int listener) {
     struct pollfd pfd = {.fd = listener, .events = POLLIN};
     for (;;) {
-        int n = poll(&pfd, 1, timeout);
-        if (n == 0) return 2;  // timed out: neither a notification nor a hangup
+        int n = poll(&pfd, 1, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -errno;
         if (pfd.revents & POLLIN) return 1;
@@ -52,10 +51,6 @@ static int notify_wait(int listener, int timeout) {
         if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) return 0;
     }
 }
-
-int corral_notify_wait(int listener) { return notify_wait(listener, -1); }
-
-int corral_notify_wait_nonblocking(int listener) { return notify_wait(listener, 0); }
 
 int corral_notify_receive(int listener, struct corral_notification *out) {
     int size = kernel_notif_size();

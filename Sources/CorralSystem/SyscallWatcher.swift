@@ -18,9 +18,9 @@ public typealias WatchDecider = @Sendable (WatchedCall) -> WatchDecision
 /// by itself when no process uses the filter any more: the kernel reports that (POLLHUP) once
 /// every process of the sandbox has been reaped, which is before the sandbox's init can be.
 public final class SyscallWatcher: @unchecked Sendable {
-    // @unchecked: `thread`, `listener` and `launchMemory` are set by `serve` before the thread
-    // starts and read by `finish` on the same (supervisor's) thread; the watcher thread reads
-    // only what `serve` set before starting it, the immutable fields and `log`.
+    // @unchecked: `thread` and `launchMemory` are set by `serve` before the thread starts;
+    // `finish` reads `thread` on the same (supervisor's) thread. The watcher thread reads only
+    // what `serve` set before starting it, the immutable fields and `log`.
     private let syscalls: [Int32: String]
     private let decide: WatchDecider?
     private let observe: (@Sendable (WatchedCall) -> Void)?
@@ -28,7 +28,6 @@ public final class SyscallWatcher: @unchecked Sendable {
     private let start: Double
     private let log = Mutex(WatchLog())
     private var thread: HostEnvironment.JoinableThread?
-    private var listener: FileDescriptor?
     private var launchMemory: LaunchMemory?
 
     /// - Parameters:
@@ -46,20 +45,24 @@ public final class SyscallWatcher: @unchecked Sendable {
         self.start = start
     }
 
-    deinit { listener?.closeChecked() }
-
-    /// Starts serving `listener` (taking ownership of it), with the command's launch memory
-    /// for decoding its own execve. Called once, by `PendingLaunch.go`'s `onListener`.
+    /// Starts serving `listener` (taking ownership of it: the watcher's thread closes it when
+    /// it ends), with the command's launch memory for decoding its own execve. Called once, by
+    /// `PendingLaunch.go`'s `onListener`.
     public func serve(_ listener: FileDescriptor, launchMemory: LaunchMemory) {
-        precondition(self.listener == nil, "SyscallWatcher.serve called twice")
-        self.listener = listener
+        precondition(thread == nil, "SyscallWatcher.serve called twice")
         self.launchMemory = launchMemory
         // The caller and the supervisor then hand over on one CPU instead of a cross-CPU
-        // wake-up each way (~4.5 µs a round trip here instead of ~45; Linux 6.6+).
+        // wake-up each way, which roughly halves the round trip (Linux 6.6+).
         let sync = corral_notify_set_sync_wake_up(listener.rawValue) == 0
         log.withLock { $0.syncWakeUp = sync }
         let fd = listener.rawValue
-        thread = HostEnvironment.startJoinableThread { [self] in loop(fd, blockInReceive: sync) }
+        thread = HostEnvironment.startJoinableThread { [self] in
+            loop(fd)
+            // Whatever ended the loop, nobody answers from here on: closing the listener makes
+            // the kernel fail pending and later watched calls with ENOSYS instead of leaving
+            // them waiting (seccomp_unotify(2)).
+            listener.closeChecked()
+        }
     }
 
     /// Waits for the watcher's thread to end and returns what it recorded. Call it only once
@@ -69,23 +72,16 @@ public final class SyscallWatcher: @unchecked Sendable {
         return log.withLock { $0 }
     }
 
-    /// - Parameter blockInReceive: wait in SECCOMP_IOCTL_NOTIF_RECV itself, one syscall less
-    ///   per call. Since Linux 6.6 (the release that brought SYNC_WAKE_UP, so its presence
-    ///   tells) RECV also returns, with ENOENT, once no process uses the filter; before, it
-    ///   would wait forever then, so older kernels wait in poll, which reports POLLHUP.
-    private func loop(_ listener: Int32, blockInReceive: Bool) {
+    /// Waits in poll, which reports POLLHUP once no process uses the filter. (Waiting in
+    /// RECV itself saves a syscall, but measured no faster here, and RECV returns at hang-up
+    /// only since Linux 6.6: before, it would wait forever.)
+    private func loop(_ listener: Int32) {
         var notification = corral_notification()
         while true {
-            if !blockInReceive {
-                let ready = corral_notify_wait(listener)
-                if ready <= 0 { return }  // no process uses the filter any more (or the listener broke)
-            }
+            let ready = corral_notify_wait(listener)
+            if ready <= 0 { return }  // no process uses the filter any more (or the listener broke)
             let rc = unsafe corral_notify_receive(listener, &notification)
-            if rc == -ENOENT {
-                // The caller was killed before we got to it, or nobody is left: poll tells which.
-                if blockInReceive && corral_notify_wait_nonblocking(listener) == 0 { return }
-                continue
-            }
+            if rc == -ENOENT { continue }  // the caller was killed before we got to it
             if rc < 0 { return }
             handle(notification, listener: listener)
         }
@@ -104,6 +100,8 @@ public final class SyscallWatcher: @unchecked Sendable {
         case .continue:
             _ = corral_notify_respond(listener, notification.id, 0, 1)
         case .deny(let errno):
+            // An error of 0 would make the call "succeed" with 0 without running it.
+            precondition((1...4095).contains(errno), "WatchDecision.deny(errno: \(errno)): not an errno")
             _ = corral_notify_respond(listener, notification.id, errno, 0)
         }
         // An answer that finds the caller gone (ENOENT) changes nothing: the call is recorded

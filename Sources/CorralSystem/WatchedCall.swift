@@ -97,7 +97,8 @@ public enum WatchDecision: Sendable, Hashable, Codable, CustomStringConvertible 
     /// The call goes on as if it had not been watched (SECCOMP_USER_NOTIF_FLAG_CONTINUE); the
     /// kernel's own checks (Landlock, permissions, the mount layout) still apply.
     case `continue`
-    /// The call fails with this errno (positive) without running.
+    /// The call fails with this errno (1...4095) without running. Anything else is a
+    /// programmer error and traps: an error of 0 would fake the call's success.
     case deny(errno: Int32)
 
     public var description: String {

@@ -248,8 +248,6 @@ struct corral_notification {
 /// Waits until the listener has a notification (1) or no process uses its filter any more
 /// (0: all of them were reaped); -errno on failure.
 int corral_notify_wait(int listener);
-/// As `corral_notify_wait`, without waiting: 2 when neither is the case yet.
-int corral_notify_wait_nonblocking(int listener);
 /// SECCOMP_IOCTL_NOTIF_RECV into `out`; 0 or -errno (-ENOENT: the caller went away).
 int corral_notify_receive(int listener, struct corral_notification *out);
 /// SECCOMP_IOCTL_NOTIF_SEND: let the call continue (SECCOMP_USER_NOTIF_FLAG_CONTINUE), or fail
