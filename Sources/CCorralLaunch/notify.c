@@ -97,9 +97,10 @@ int corral_notify_set_sync_wake_up(int listener) {
 }
 
 long corral_process_read(int pid, uint64_t address, void *buffer, size_t count) {
-    // process_vm_readv never splits one iovec: a remote range that runs into an unmapped
-    // page would fail as a whole. One remote iovec per page makes the kernel stop at the
-    // first page it cannot read and return what came before it.
+    // process_vm_readv(2) promises partial transfers only at iovec granularity: a remote
+    // range that runs into an unmapped page may fail as a whole (Linux copies up to the
+    // fault in practice). One remote iovec per page keeps to the documented contract: the
+    // kernel stops at the first page it cannot read and returns what came before it.
     enum { MAX_PAGES = 32 };
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) page = 4096;
