@@ -1,3 +1,4 @@
+import CCorralLaunch
 import Corral
 import Foundation
 import Synchronization
@@ -175,6 +176,47 @@ struct WatchDecisionTests {
             }
             #expect(again.termination == .exited(0))
             #expect(otherOutput == "open \(other) ok\n")
+        }
+    }
+
+    /// The same hook in a supervisor that runs as nobody (65534): a child process of the test
+    /// runner drops to that user and runs the library there (an exit test), so the sandbox is
+    /// rootless, as `corral` run by an ordinary user makes it.
+    @Test(.enabled(if: RunAs.unprivileged.unavailableReason == nil, "needs unprivileged user namespaces"))
+    func aDecisionHookDeniesOneOpenRootless() async throws {
+        _ = try await withSandbox(.unprivileged) { sandbox in
+            let target = try sandbox.writeFile("refused.txt", "x")
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.watch = ["openat"]
+            let manifestPath = try sandbox.write(manifest)
+            let outPath = sandbox.scratch + "/stdout"
+            await #expect(processExitsWith: .success) {
+                [manifestPath = manifestPath as String, target = target as String, probe = sandbox.probe as String,
+                 outPath = outPath as String] in
+                if getuid() == 0 {
+                    // As root, setgid and setuid set the real, effective and saved ids (all threads).
+                    #expect(setgroups(0, nil) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
+                    // The uid change made this process non-dumpable, and its sandbox's init, a
+                    // copy, could then not write its own id maps: prctl(PR_SET_DUMPABLE, 1).
+                    #if arch(x86_64)
+                    let prctl = 157
+                    #else
+                    let prctl = 167
+                    #endif
+                    #expect(corral_raw_syscall(prctl, 4, 1, 0, 0, 0, 0) == 0)
+                }
+                let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                #expect(out >= 0)
+                var options = RunOptions(command: [probe, "open", target], environment: [:])
+                options.stdio = [-1, out, -1]
+                options.watchDecision = { call in call.path == target ? .deny(errno: ENOTTY) : .continue }
+                let result = try Corral.runBlocking(try Corral.loadProfile(at: manifestPath), options: options)
+                close(out)
+                #expect(result.termination == .exited(0))
+                #expect(try String(contentsOfFile: outPath, encoding: .utf8) == "open \(target) errno=ENOTTY\n")
+                #expect(getuid() != 0)
+                #expect(result.report.watched?.filter { $0.decision != .continue }.map(\.path) == [target])
+            }
         }
     }
 
