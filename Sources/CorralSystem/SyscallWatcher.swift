@@ -5,7 +5,8 @@ import SystemPackage
 
 /// Decides a watched call: `.continue` lets it run, `.deny(errno:)` fails it. Called on the
 /// watcher's thread while the caller waits, so it must be quick and must not block on the
-/// sandbox. It sees the call as read (see `WatchedCall` on what a record proves).
+/// sandbox (the run cannot end while it does). It sees the call as read, its `decision` not
+/// yet set (`.continue`); see `WatchedCall` on what a record proves.
 public typealias WatchDecider = @Sendable (WatchedCall) -> WatchDecision
 
 /// Serves the seccomp listener of one run on a thread of its own: receives each watched call,

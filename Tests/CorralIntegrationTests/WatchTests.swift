@@ -235,6 +235,23 @@ struct WatchDecisionTests {
         }
     }
 
+    /// 30 watched runs in a row: every watcher thread is joined and every listener closed.
+    @Test func watchedRunsLeaveNoThreadOrDescriptorBehind() async throws {
+        try await withSandbox(.root) { sandbox in
+            func count(_ folder: String) -> Int { (try? FileManager.default.contentsOfDirectory(atPath: folder).count) ?? -1 }
+            _ = try await Self.run(sandbox, watch: ["openat", "execve"], [sandbox.probe, "exit", "0"]) { _ in }
+            let descriptors = count("/proc/self/fd"), threads = count("/proc/self/task")
+            for _ in 0..<30 {
+                let (result, _) = try await Self.run(sandbox, watch: ["openat", "execve"], [sandbox.probe, "exit", "0"]) { _ in }
+                #expect(result.termination == .exited(0))
+                #expect(result.report.watched?.first?.syscall == "execve")
+            }
+            // Other suites run in parallel in this process: a small drift is theirs, a leak per run is ours.
+            #expect(count("/proc/self/fd") - descriptors < 10, "descriptors: \(descriptors) → \(count("/proc/self/fd"))")
+            #expect(count("/proc/self/task") - threads < 10, "threads: \(threads) → \(count("/proc/self/task"))")
+        }
+    }
+
     @Test func theReportKeepsTheFirstCallsAndCountsTheRest() async throws {
         try await withSandbox(.root) { sandbox in
             let count = Mutex(0)
