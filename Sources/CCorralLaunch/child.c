@@ -202,6 +202,39 @@ static int step_landlock_child_rules(const struct corral_launch_plan *plan, uint
 
 // MARK: - The command (pid 2)
 
+/// Hands the watch program's listener to the supervisor (one CORRAL_REPORT_LISTENER byte
+/// with the descriptor attached) and closes this copy: the command must never hold the
+/// listener of its own filter, or it could answer its own notifications. From the filter's
+/// installation to execve the command makes only sendmsg, close and, on failure, write and
+/// exit_group, none of which may be watched (WatchableSyscalls); its execve may be, and the
+/// supervisor serves the listener as soon as it arrives.
+static int send_listener(int report_fd, int listener) {
+    char kind = CORRAL_REPORT_LISTENER;
+    struct iovec iov = {.iov_base = &kind, .iov_len = 1};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof control.space;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+    ssize_t n;
+    do { n = sendmsg(report_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    int saved = errno;
+    close(listener);
+    errno = saved;
+    return n == 1 ? 0 : -1;
+}
+
 static volatile pid_t command_pid = -1;
 /// Stack for the vfork-style clone of the command. The command runs on it only until
 /// execve, while init is suspended (CLONE_VFORK), as posix_spawn does.
@@ -233,7 +266,8 @@ static int command_main(void *arg) {
     for (uint32_t i = 0; i < plan->seccomp_program_count; i++) {
         const struct corral_seccomp_program *p = &plan->seccomp_programs[i];
         struct sock_fprog prog = {.len = (unsigned short)p->length, .filter = (struct sock_filter *)p->filter};
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &prog) < 0) {
+        long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &prog);
+        if (rc < 0 || ((p->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) && send_listener(plan->report_fd, (int)rc) < 0)) {
             corral_fail(&failure, CORRAL_STAGE_SECCOMP, i);
             report_and_exit(plan, &failure);
         }

@@ -2,7 +2,7 @@ import CorralPlan
 import CorralSystem
 
 /// The run's cgroup as a `RunMeter`.
-final class CgroupMeter: RunMeter {
+final class CgroupMeter: RunMeter, @unchecked Sendable {
     static func create(limits: Limits, goal: String) throws(CorralError) -> CgroupMeter {
         throw CorralError(.kernelUnsupported, operation: "cgroup", message: "the cgroup backend is not built yet")
     }

@@ -42,6 +42,13 @@ public struct RunOptions: Sendable {
     /// After a forwarded SIGINT/SIGTERM/SIGHUP, how long the run may take to end on its own
     /// before it is killed.
     public var gracePeriod: Duration = .seconds(5)
+    /// Decides each watched syscall (`syscalls.watch`): `.continue` (the default when nil) or
+    /// `.deny(errno:)`. Called on the watcher's thread while the caller waits: keep it quick.
+    public var watchDecision: WatchDecider?
+    /// Sees every watched call once it was answered, on the watcher's thread.
+    public var onWatchedCall: (@Sendable (WatchedCall) -> Void)?
+    /// How many watched calls the run report keeps; the rest are counted (`watchedDropped`).
+    public var watchLogLimit = 1000
 
     public init(command: [String]? = nil, environment: [String: String]) {
         self.command = command

@@ -20,14 +20,15 @@ struct MonitorEngine {
 
     let rules: [MonitorRule]
     /// Whether a path may be executed (`filesystem.exec`).
-    let execAllowed: (String) -> Bool
+    let execAllowed: @Sendable (String) -> Bool
     /// Whether a path lies where the run may write (`filesystem.write`, its private /tmp…).
-    let writeAllowed: (String) -> Bool
+    let writeAllowed: @Sendable (String) -> Bool
     private var fired: Set<String> = []
     /// Recent call times per syscall, for `rate(…)` rules (only what a window still needs).
     private var recent: [String: [Double]] = [:]
 
-    init(rules: [MonitorRule], execAllowed: @escaping (String) -> Bool, writeAllowed: @escaping (String) -> Bool) {
+    init(rules: [MonitorRule], execAllowed: @escaping @Sendable (String) -> Bool,
+         writeAllowed: @escaping @Sendable (String) -> Bool) {
         self.rules = rules
         self.execAllowed = execAllowed
         self.writeAllowed = writeAllowed

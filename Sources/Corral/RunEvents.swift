@@ -1,4 +1,5 @@
 import CorralSystem
+import Synchronization
 
 /// One line of `corral run --events`: what happened during a run, as it happened.
 /// Strings that come from the sandbox (paths, argv) are data in JSON strings, never
@@ -7,7 +8,7 @@ public struct RunEvent: Sendable, Codable, Hashable {
     public enum Kind: String, Sendable, Codable, Hashable {
         /// The command is running (`pid` is the sandbox's init).
         case start
-        /// A watched syscall (`syscall`, `pid`, `args`, `decision`).
+        /// A watched syscall (`syscall`, `pid`, `call`: its decoded arguments and decision).
         case syscall
         /// A monitor rule fired (`rule`, `action`, `detail`).
         case rule
@@ -32,8 +33,8 @@ public struct RunEvent: Sendable, Codable, Hashable {
     public var pid: Int32?
     public var command: [String]?
     public var syscall: String?
-    public var args: [String: String]?
-    public var decision: String?
+    /// The watched call, decoded (path, argv, flags, address…) with its decision.
+    public var call: WatchedCall?
     public var rule: String?
     public var action: String?
     public var limit: String?
@@ -53,12 +54,13 @@ public struct RunEvent: Sendable, Codable, Hashable {
 }
 
 /// Streams events as JSON lines to a descriptor (a file, or stdout for `--events -`) and
-/// hands each to an optional observer (the library's callers).
-final class EventLog {
+/// hands each to an optional observer (the library's callers). Safe from any thread: the
+/// supervisor's and the syscall watcher's events are numbered and written in one order.
+final class EventLog: Sendable {
     private let descriptor: Int32?
     private let observer: (@Sendable (RunEvent) -> Void)?
     private let goal: String
-    private(set) var count = 0
+    private let count = Mutex(0)
 
     init(descriptor: Int32?, observer: (@Sendable (RunEvent) -> Void)?, goal: String) {
         self.descriptor = descriptor
@@ -70,10 +72,13 @@ final class EventLog {
 
     func emit(_ type: RunEvent.Kind, _ fill: (inout RunEvent) -> Void = { _ in }) {
         guard isActive else { return }
-        count += 1
-        var event = RunEvent(seq: count, time: HostEnvironment.rfc3339Now(), type: type, goal: goal)
-        fill(&event)
-        if let descriptor { HostEnvironment.writeAll(descriptor, event.jsonLine()) }
+        let event = count.withLock { count -> RunEvent in
+            count += 1
+            var event = RunEvent(seq: count, time: HostEnvironment.rfc3339Now(), type: type, goal: goal)
+            fill(&event)
+            if let descriptor { HostEnvironment.writeAll(descriptor, event.jsonLine()) }
+            return event
+        }
         observer?(event)
     }
 }

@@ -14,7 +14,7 @@ struct MeterSample {
 /// Accounting and enforcement of a run's memory, processes and CPU: its cgroup. Created
 /// before the clone (so `limits.enforce: required` can refuse before anything runs),
 /// attached to the sandbox's init before "go".
-protocol RunMeter: AnyObject {
+protocol RunMeter: AnyObject, Sendable {
     func attach(_ pid: Int32) throws(CorralError)
     func sample() -> MeterSample
     /// Freezes every process of the run; false when this meter cannot.

@@ -160,6 +160,11 @@ public struct RunReport: Sendable, Codable {
     public var error: String?
     /// Where the supervisor's time went, in seconds.
     public var timings: Timings
+    /// The watched syscalls (`syscalls.watch`) in the order they were answered, at most
+    /// `RunOptions.watchLogLimit`; nil when nothing is watched.
+    public var watched: [WatchedCall]? = nil
+    /// Watched calls beyond that limit: counted, not kept.
+    public var watchedDropped: Int? = nil
 
     public struct Timings: Sendable, Codable {
         /// Plan compiled (host probe included). From here to the command's execve, the

@@ -4,8 +4,9 @@ import Logging
 
 /// Runs one sandbox from plan to report: meter (cgroup), clone, compile, materialise, go;
 /// then watches it — wall and CPU clocks, output cap, resource samples, monitor rules,
-/// forwarded signals — reaps it and writes the report. Runs on the calling thread, which
-/// must outlive the run (PR_SET_PDEATHSIG follows the thread that cloned the sandbox).
+/// watched syscalls, forwarded signals — reaps it and writes the report. Runs on the
+/// calling thread, which must outlive the run (PR_SET_PDEATHSIG follows the thread that
+/// cloned the sandbox).
 final class Supervisor {
     let loaded: LoadedProfile
     let options: RunOptions
@@ -17,20 +18,13 @@ final class Supervisor {
         self.options = options
     }
 
-    // MARK: - State of one run
-
-    private var events = EventLog(descriptor: nil, observer: nil, goal: "")
-    private var killReason: KillReason?
-    private var killRule: String?
-    private var firings: [RuleFiring] = []
-    private var launched = 0.0
     private var resources = ResourceUse()
 
     func run() throws(CorralError) -> RunResult {
         let startedAt = HostEnvironment.rfc3339Now()
         let start = HostEnvironment.monotonicSeconds()
         let profile = loaded.profile
-        events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id)
+        let events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id)
 
         // Limits first: a required limit this host cannot enforce stops the run before
         // anything is cloned.
@@ -45,10 +39,11 @@ final class Supervisor {
         }
 
         // stdout and stderr go through the supervisor when it must count or cap them.
+        let capsOutput = profile.limits.output != nil
+            || profile.monitor.contains { if case .outputAbove = $0.condition { true } else { false } }
         let relay = try OutputRelay(cap: profile.limits.output, stdio: options.stdio,
-                                    enabled: profile.limits.output != nil || options.relayOutput
-                                        || profile.monitor.contains { if case .outputAbove = $0.condition { true } else { false } })
-        let watcher = options.forwardSignals.isEmpty ? nil : SignalWatcher(options.forwardSignals)
+                                    enabled: capsOutput || options.relayOutput)
+        let signals = options.forwardSignals.isEmpty ? nil : SignalWatcher(options.forwardSignals)
         // Clone first: the child builds its namespaces (the network namespace alone takes
         // ~0.8 ms of kernel time) on the other core while this thread compiles the plan,
         // resolves paths, builds the Landlock ruleset and loads the seccomp programs.
@@ -58,44 +53,45 @@ final class Supervisor {
         relay.childHasItsEnds()
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
-        guard plan.monitorWatch.isEmpty else {
-            throw CorralError(.profileInvalid, operation: "monitor",
-                              message: "rules that watch syscalls (\(plan.monitorWatch.joined(separator: ", "))) are not supported yet by this Corral",
-                              hint: "use rules on processes, memory, output, cpu or limit(…)")
-        }
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
                                                 hiddenPaths: Corral.daemonSockets)
         let materialised = HostEnvironment.monotonicSeconds()
         try meter?.attach(pending.pid)
-        let process = try pending.go(prepared)
-        launched = HostEnvironment.monotonicSeconds()
+
+        let control = RunControl(monitor: Self.monitor(for: plan, profile: profile), events: events, meter: meter,
+                                 quiet: options.quiet)
+        control.attach(pending.sandbox)
+        let syscallWatcher = makeSyscallWatcher(prepared, start: start, control: control)
+        let process = try launch(pending, prepared, watcher: syscallWatcher)
+        let launched = HostEnvironment.monotonicSeconds()
+        control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
 
-        var monitor = MonitorEngine(rules: plan.monitor, execAllowed: { _ in true }, writeAllowed: { _ in true })
-        watch(process, plan: plan, meter: meter, relay: relay, signals: watcher, monitor: &monitor)
+        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched)
         let ended = HostEnvironment.monotonicSeconds()
-        meter?.killAll()  // init is gone, so is its pid namespace; this catches nothing else, by design
+        meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
+        let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
         relay.drain()
         finishResources(process: process, meter: meter, relay: relay)
-        if killReason == nil { killReason = Self.kernelKillReason(termination, oomKills: resources.oomKills) }
+        let killReason = control.killReason ?? Self.kernelKillReason(termination, oomKills: resources.oomKills)
         let verdict: Verdict = killReason == nil ? .clean : .rogue
         events.emit(.exit) {
             $0.termination = termination
             $0.exitStatus = termination.exitStatus
             $0.verdict = verdict
-            $0.reason = self.killReason?.rawValue
-            $0.rule = self.killRule
+            $0.reason = killReason?.rawValue
+            $0.rule = control.killRule
         }
 
-        let report = RunReport(
+        var report = RunReport(
             goalID: plan.goalID, manifest: loaded.path,
             manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
             planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command, startedAt: startedAt,
             durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
-            exitStatus: termination.exitStatus, killReason: killReason, verdict: verdict, killRule: killRule,
-            resources: resources, limits: enforcement.limits, rulesFired: firings,
+            exitStatus: termination.exitStatus, killReason: killReason, verdict: verdict, killRule: control.killRule,
+            resources: resources, limits: enforcement.limits, rulesFired: control.firings,
             namespaces: plan.namespaces.names,
             network: plan.network.rawValue, landlockABI: plan.landlock.abi,
             landlockEnforcement: plan.landlock.enforcement.rawValue,
@@ -105,126 +101,106 @@ final class Supervisor {
             timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
                                        launch: launched - start, run: ended - launched)
         )
+        if let watchLog { report.record(watchLog, program: prepared.watchProgram) }
         return RunResult(termination: termination, report: report)
+    }
+
+    /// The rules with what they compare against: `filesystem.exec` patterns for execs,
+    /// `filesystem.write` and the sandbox's private writable folders for writes. A relative
+    /// path is taken relative to the command's working folder (the caller may have moved).
+    static func monitor(for plan: LaunchPlan, profile: Profile) -> MonitorEngine {
+        let workdir = plan.workdir
+        @Sendable func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : (workdir == "/" ? "/" : workdir + "/") + path
+        }
+        let execPatterns = profile.filesystem.exec.map(\.path)
+        let writeRoots = profile.filesystem.write.map(\.path) + ["/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full",
+                                                                 "/dev/tty", "/dev/pts", "/proc/self/fd"]
+        return MonitorEngine(
+            rules: plan.monitor,
+            execAllowed: { path in
+                let full = absolute(path)
+                return execPatterns.contains { HostEnvironment.pathMatches(pattern: $0, path: full) }
+            },
+            writeAllowed: { path in
+                let full = absolute(path)
+                return writeRoots.contains { PlanCompiler.isBeneath(full, $0) }
+            })
     }
 
     // MARK: - Watching
 
-    private func watch(_ process: SandboxProcess, plan: LaunchPlan, meter: (any RunMeter)?, relay: OutputRelay,
-                       signals: SignalWatcher?, monitor: inout MonitorEngine) {
+    private func watch(_ process: SandboxProcess, plan: LaunchPlan, control: RunControl, relay: OutputRelay,
+                       signals: SignalWatcher?, launched: Double) {
+        let meter = control.meter
         let wallDeadline = plan.limits.wall.map { launched + Self.seconds($0) }
         let cpuLimit = plan.limits.cpu.map(Self.seconds)
-        let sampling = meter != nil && (cpuLimit != nil || monitor.samplesResources || plan.limits.memory != nil
+        let sampling = meter != nil && (cpuLimit != nil || control.samplesResources || plan.limits.memory != nil
                                         || plan.limits.processes != nil || options.statusLine)
         var nextSample = launched + Self.sampleInterval
         var graceDeadline: Double?
-        var paused = false
         var forwarded = 0
         var seenLimitHits: UInt64 = 0
         var status = StatusLine(enabled: options.statusLine)
         defer { status.clear() }
 
-        func end(_ reason: KillReason, rule: String? = nil) {
-            killReason = reason
-            killRule = rule
-            events.emit(.kill) { $0.reason = reason.rawValue; $0.rule = rule }
-            meter?.killAll()
-            process.killTree()
-        }
-
-        func act(on firings: [MonitorEngine.Firing]) -> Bool {
-            for firing in firings {
-                let rule = firing.rule
-                firings_append(rule, firing.detail)
-                events.emit(.rule) { $0.rule = rule.id; $0.action = rule.action.rawValue; $0.detail = firing.detail }
-                switch rule.action {
-                case .alert: continue
-                case .kill:
-                    end(Self.killReason(for: rule.condition), rule: rule.id)
-                    return true
-                case .pause:
-                    if !paused, meter?.freeze() == true {
-                        paused = true
-                        events.emit(.pause) { $0.rule = rule.id }
-                        if !options.quiet {
-                            HostEnvironment.writeStandardError(
-                                "corral: run paused by rule \(rule.id) (\(firing.detail)); SIGCONT to corral (pid \(HostEnvironment.processID)) resumes it, SIGTERM ends it\n")
-                        }
-                    } else if !paused {
-                        // No freezer here: a pause the host cannot honour ends the run instead.
-                        end(Self.killReason(for: rule.condition), rule: rule.id)
-                        return true
-                    }
-                }
-            }
-            return false
-        }
-
-        loop: while true {
+        loop: while control.killReason == nil {
             let now = HostEnvironment.monotonicSeconds()
-            if let wallDeadline, now >= wallDeadline { end(.timeout); break loop }
-            if let graceDeadline, now >= graceDeadline { end(.supervisorSignal); break loop }
+            if let wallDeadline, now >= wallDeadline { control.end(.timeout); break loop }
+            if let graceDeadline, now >= graceDeadline { control.end(.supervisorSignal); break loop }
             if sampling, now >= nextSample, let meter {
                 nextSample = now + Self.sampleInterval
                 let sample = meter.sample()
                 note(sample)
                 status.update(elapsed: now - launched, sample: sample)
-                if let cpuLimit, let cpu = sample.cpuSeconds, cpu > cpuLimit { end(.cpu); break loop }
-                if let oom = sample.oomKills, oom > 0 { end(.memory); break loop }
+                if let cpuLimit, let cpu = sample.cpuSeconds, cpu > cpuLimit { control.end(.cpu); break loop }
+                if let oom = sample.oomKills, oom > 0 {
+                    control.events.emit(.limit) { $0.limit = "memory"; $0.detail = "OOM kill in the run's cgroup (\(oom))" }
+                    control.end(.memory)
+                    break loop
+                }
                 if let hits = sample.processLimitHits, hits > seenLimitHits {
                     seenLimitHits = hits
-                    events.emit(.limit) { $0.limit = "processes"; $0.detail = "fork refused at the limit (\(hits) so far)" }
-                    if act(on: monitor.limitReached(.processes, count: hits)) { break loop }
+                    control.events.emit(.limit) { $0.limit = "processes"; $0.detail = "fork refused at the limit (\(hits) so far)" }
+                    if control.limitReached(.processes, count: hits) { break loop }
                 }
-                if !paused, act(on: monitor.sample(processes: sample.processes, memory: sample.memoryBytes,
-                                                   output: relay.total, cpuSeconds: sample.cpuSeconds)) { break loop }
+                if control.sample(processes: sample.processes, memory: sample.memoryBytes, output: relay.total,
+                                  cpuSeconds: sample.cpuSeconds) { break loop }
             } else if !sampling, options.statusLine {
                 status.update(elapsed: now - launched, sample: nil)
             }
-            var timeout = 1000.0
+            var timeout = 1.0
             if let wallDeadline { timeout = min(timeout, wallDeadline - now) }
             if let graceDeadline { timeout = min(timeout, graceDeadline - now) }
             if sampling { timeout = min(timeout, nextSample - now) }
             let descriptors = [process.pollDescriptor] + relay.pollDescriptors + (signals.map { [$0.descriptor] } ?? [])
-            let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, min(timeout * 1000 + 1, 1000))))
+            let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
             if relay.pump(ready) == .capReached {
-                events.emit(.limit) { $0.limit = "output"; $0.detail = "\(relay.total) bytes passed through; the rest is cut" }
-                end(.output)
+                control.events.emit(.limit) { $0.limit = "output"; $0.detail = "\(relay.total) bytes passed through; the rest is cut" }
+                control.end(.output)
                 break loop
             }
-            if relay.isActive, !paused,
-               act(on: monitor.sample(processes: nil, memory: nil, output: relay.total, cpuSeconds: nil)) {
+            if relay.isActive, control.sample(processes: nil, memory: nil, output: relay.total, cpuSeconds: nil) {
                 break loop
             }
             if ready.contains(process.pollDescriptor) { break loop }
             if let signals, ready.contains(signals.descriptor) {
                 while let signal = signals.next() {
                     if signal == 18 {  // SIGCONT: resumes a paused run; otherwise passed on
-                        if paused {
-                            meter?.thaw()
-                            paused = false
-                            events.emit(.resume)
-                        } else {
-                            process.signal(signal)
-                        }
+                        if !control.resume() { process.signal(signal) }
                         continue
                     }
                     forwarded += 1
-                    if forwarded > 1 || paused {
-                        end(.supervisorSignal)
+                    if forwarded > 1 || control.isPaused {
+                        control.end(.supervisorSignal)
                         break loop
                     }
-                    events.emit(.signal) { $0.signal = signal }
+                    control.events.emit(.signal) { $0.signal = signal }
                     process.signal(signal)
                     graceDeadline = HostEnvironment.monotonicSeconds() + Self.seconds(options.gracePeriod)
                 }
             }
         }
-    }
-
-    private func firings_append(_ rule: MonitorRule, _ detail: String) {
-        firings.append(RuleFiring(rule: rule.id, action: rule.action.rawValue, detail: detail,
-                                  at: HostEnvironment.monotonicSeconds() - launched))
     }
 
     private func note(_ sample: MeterSample) {

@@ -26,10 +26,9 @@ public struct LaunchPlan: Sendable, Hashable, CustomStringConvertible {
     /// (cgroup, output cap, clocks).
     public var limits: Limits
     public var wallLimit: Duration? { limits.wall }
-    /// Monitor rules, evaluated by the supervisor while the run goes.
+    /// Monitor rules, evaluated by the supervisor while the run goes (the syscalls they need
+    /// to see are in `seccomp.watched`).
     public var monitor: [MonitorRule]
-    /// Syscalls the monitor rules need to see (seccomp user notification), sorted.
-    public var monitorWatch: [String]
 
     public var description: String { PlanPrinter.text(of: self) }
 }

@@ -24,7 +24,9 @@ public enum PlanCompiler {
         try checkReserved(fs)
 
         let shape = shape(of: profile, uid: host.uid, gid: host.gid)
-        let seccomp = seccomp(for: profile.syscalls)
+        var seccomp = seccomp(for: profile.syscalls)
+        // Monitor rules watch what they need too (rate(connect) watches connect, …).
+        seccomp.watched = Set(seccomp.watched + (try monitorWatch(for: profile.monitor, seccomp: seccomp))).sorted()
         let workdir = try workdir(of: profile)
 
         return LaunchPlan(
@@ -42,8 +44,7 @@ public enum PlanCompiler {
             environment: environment(for: profile.run.env),
             workdir: workdir,
             limits: profile.limits,
-            monitor: profile.monitor,
-            monitorWatch: try monitorWatch(for: profile.monitor, seccomp: seccomp)
+            monitor: profile.monitor
         )
     }
 
@@ -65,14 +66,15 @@ public enum PlanCompiler {
     /// The syscalls the rules need watched. A rule on a call the seccomp profile denies could
     /// never fire: that is an error, not a silent no-op.
     static func monitorWatch(for rules: [MonitorRule], seccomp: SeccompPlan) throws(PlanError) -> [String] {
-        let denied = Set(seccomp.denied.map(\.name) + seccomp.enosys)
+        let denied = Set(seccomp.denied.map(\.name) + seccomp.enosys + seccomp.manifestDenials)
         for rule in rules {
             if case .rate(let name, _, _) = rule.condition, denied.contains(name) {
                 throw PlanError("rule \(rule.id): rate(\(name)) can never fire: the seccomp profile denies \(name)",
                                 at: rule.location, hint: "watch a syscall the run may make, or allow \(name) in syscalls.allow")
             }
         }
-        return Set(rules.flatMap(\.condition.watchedSyscalls)).sorted()
+        // A call the profile denies never reaches the supervisor; the rest are watched.
+        return Set(rules.flatMap(\.condition.watchedSyscalls)).subtracting(denied).sorted()
     }
 
     /// The namespaces and id maps of a profile's sandbox; `compile` uses the same.
@@ -250,7 +252,8 @@ public enum PlanCompiler {
             denied: denied.sorted { $0.name < $1.name },
             onDeny: spec.onDeny,
             manifestAllows: spec.allow,
-            manifestDenials: spec.deny
+            manifestDenials: spec.deny,
+            watched: spec.watch.sorted()
         )
     }
 

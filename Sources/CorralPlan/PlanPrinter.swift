@@ -54,7 +54,6 @@ enum PlanPrinter {
         if let output = limits.output { lines.append("limit output \(Limits.format(bytes: output)) (stdout+stderr; run stopped)") }
         if limits.needsCgroup { lines.append("limits enforce \(limits.enforce.rawValue)") }
         lines += plan.monitor.map { "monitor \($0)" }
-        if !plan.monitorWatch.isEmpty { lines.append("watch \(plan.monitorWatch.joined(separator: " ")) (for monitor rules)") }
         return lines
     }
 
@@ -84,6 +83,28 @@ enum PlanPrinter {
         lines += plan.argumentDenials.map { "seccomp deny-if \($0) -> \(plan.onDeny)" }
         lines += plan.enosys.map { "seccomp deny \($0) -> ENOSYS" }
         lines += plan.denied.map { "seccomp deny \($0.name) -> \(plan.onDeny) # \($0.reason)" }
+        lines += watch(plan)
+        return lines
+    }
+
+    /// `syscalls.watch`: one line per call, saying whether it can reach the supervisor at all.
+    private static func watch(_ plan: SeccompPlan) -> [String] {
+        guard !plan.watched.isEmpty else { return [] }
+        var lines = ["# seccomp watch: a last program; these calls wait for the supervisor, which records them "
+                     + "and lets them continue unless its decision hook denies them"]
+        let enosys = Set(plan.enosys), allowed = Set(plan.allowed)
+        let conditional = Set(plan.conditionalAllows.map(\.syscall)), narrowed = Set(plan.argumentDenials.map(\.syscall))
+        for name in plan.watched {
+            if allowed.contains(name) {
+                lines.append("seccomp watch \(name) -> supervisor"
+                             + (narrowed.contains(name) ? " # where the deny-if rules let it through" : ""))
+            } else if conditional.contains(name) {
+                lines.append("seccomp watch \(name) -> supervisor # where the allow-if rules allow it")
+            } else {
+                let answer = enosys.contains(name) ? "ENOSYS" : plan.onDeny.description
+                lines.append("seccomp watch \(name) -> \(answer) # denied above: the kernel answers before the supervisor could see it")
+            }
+        }
         return lines
     }
 

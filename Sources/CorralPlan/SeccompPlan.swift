@@ -23,11 +23,17 @@ public struct SeccompPlan: Sendable, Hashable {
     /// same); the base programs are then shared by every profile with the same allows.
     public var manifestAllows: [String] = []
     public var manifestDenials: [String] = []
+    /// `syscalls.watch`, sorted: lowered to a separate, last program whose action for these
+    /// calls is SECCOMP_RET_USER_NOTIF (everything else allowed), installed with a listener
+    /// that the supervisor serves. The programs above still decide first: a call they deny
+    /// never reaches the supervisor (ERRNO and KILL outrank USER_NOTIF).
+    public var watched: [String] = []
 
     public static func == (lhs: SeccompPlan, rhs: SeccompPlan) -> Bool {
         lhs.base == rhs.base && lhs.allowed == rhs.allowed && lhs.conditionalAllows == rhs.conditionalAllows
             && lhs.argumentDenials == rhs.argumentDenials && lhs.enosys == rhs.enosys
             && lhs.denied.map(\.name) == rhs.denied.map(\.name) && lhs.onDeny == rhs.onDeny
+            && lhs.watched == rhs.watched
     }
 
     public func hash(into hasher: inout Hasher) {

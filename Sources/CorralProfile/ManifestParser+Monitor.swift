@@ -93,6 +93,10 @@ extension ManifestParser {
                 throw reader.error(field, "rate(\(name)): unknown syscall `\(name)`",
                                    hint: near.map { "did you mean `\($0)`?" } ?? "use a Linux syscall name, such as connect")
             }
+            guard WatchableSyscalls.recorded[name] != nil else {
+                throw reader.error(field, "rate(\(name)): `\(name)` cannot be watched",
+                                   hint: "watchable: " + WatchableSyscalls.names.joined(separator: ", "))
+            }
             let parts = bound.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, let count = Int(parts[0]), count >= 0,
                   let window = ProfileLoader.parseDuration(String(parts[1])), window > .zero

@@ -135,12 +135,13 @@ extension Character {
 // MARK: - syscalls
 
 extension ManifestParser {
-    static let laterSyscallKeys = ["watch"]
+    static let syscallKeys = ["base", "allow", "deny", "on_deny", "watch"]
 
     func syscalls(_ field: Field) throws(ProfileError) -> SyscallSpec {
         var spec = SyscallSpec()
         var allow: [Placed] = []
         var deny: [Placed] = []
+        var watch: [Placed] = []
         for entry in try reader.mapping(field) {
             switch entry.key {
             case "base":
@@ -158,13 +159,11 @@ extension ManifestParser {
                 spec.deny = deny.map(\.value)
             case "on_deny":
                 spec.onDeny = try denyAction(entry.value)
-            case let key where Self.laterSyscallKeys.contains(key):
-                throw reader.error(line: entry.keyLine, keyPath: entry.value.keyPath,
-                                   "syscalls.\(key) is not supported yet by this Corral",
-                                   hint: "remove it; this Corral would not act on it")
+            case "watch":
+                watch = try watchNames(entry.value)
+                spec.watch = watch.map(\.value)
             default:
-                throw reader.unknownKey(entry, known: ["base", "allow", "deny", "on_deny"],
-                                        alsoNear: Self.laterSyscallKeys)
+                throw reader.unknownKey(entry, known: Self.syscallKeys)
             }
         }
         if let (earlier, later) = Placed.firstCommon(allow, deny) {
@@ -173,7 +172,31 @@ extension ManifestParser {
                 "`\(later.value)` is also \(earlier.keyPath) (line \(earlier.line)); a syscall cannot be both allowed and denied",
                 hint: "remove one of the two")
         }
+        // A denied call fails before seccomp would notify anyone (ERRNO outranks USER_NOTIF):
+        // watching it would look like oversight and record nothing.
+        if let (earlier, later) = Placed.firstCommon(deny, watch) {
+            throw reader.error(
+                line: later.line, keyPath: later.keyPath,
+                "`\(later.value)` is also \(earlier.keyPath) (line \(earlier.line)); a syscall cannot be both denied and watched",
+                hint: "remove one of the two; a denied syscall never reaches the supervisor")
+        }
         return spec
+    }
+
+    /// Calls the launcher makes after installing the watch filter, before the supervisor
+    /// serves it (see `WatchableSyscalls`).
+    static let handoverSyscalls: Set<String> = ["sendmsg", "close", "write", "exit", "exit_group"]
+
+    /// `syscalls.watch`: known names (as `allow` and `deny`), each one watchable.
+    private func watchNames(_ field: Field) throws(ProfileError) -> [Placed] {
+        let names = try syscallNames(field)
+        for name in names where WatchableSyscalls.recorded[name.value] == nil {
+            let why = Self.handoverSyscalls.contains(name.value)
+                ? ": Corral's launcher calls it after installing the watch, so the run would wait forever" : ""
+            throw reader.error(line: name.line, keyPath: name.keyPath, "`\(name.value)` cannot be watched\(why)",
+                               hint: "watchable: " + WatchableSyscalls.names.joined(separator: ", "))
+        }
+        return names
     }
 
     static let sortedSyscallNames = KnownSyscalls.names.sorted()

@@ -290,6 +290,9 @@ public struct SyscallSpec: Sendable, Hashable {
     public var deny: [String] = []
     /// What every denied syscall does (default: EPERM).
     public var onDeny: DenyAction = .errno(1)
+    /// Syscalls routed to the supervisor, which records them and lets them continue (see
+    /// `WatchableSyscalls`); in manifest order.
+    public var watch: [String] = []
 
     public init() {}
 }

@@ -108,6 +108,9 @@ public struct CorralError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "add its folder to filesystem.read, or give a full path"
         case (.exec, .some(.permissionDenied)):
             return "only files matched by filesystem.exec may be executed (and write paths are noexec): add the program there"
+        case (.seccomp, .some(.invalidArgument)):
+            return "the kernel refused a seccomp program or its flags; syscalls.watch needs Linux 5.19 or later "
+                + "(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)"
         case (.sync, _):
             return "the supervisor went away during setup"
         default:

@@ -1,6 +1,7 @@
 import CCorralLaunch
 import CorralPlan
 import Glibc
+import Synchronization
 import SystemPackage
 
 // All pointer lifetimes for `corral_launch_plan` live in this file. The C struct and
@@ -142,8 +143,13 @@ extension Launcher {
         unsafe c.pointee.landlock_child_rules = UnsafePointer(arena.copy(childRules))
         unsafe c.pointee.landlock_child_rule_count = UInt32(childRules.count)
 
-        let programs = unsafe prepared.seccompPrograms.map { program in
+        var programs = unsafe prepared.seccompPrograms.map { program in
             unsafe corral_seccomp_program(filter: arena.bytes(program.bytes), length: UInt32(program.instructionCount), flags: 0)
+        }
+        // Last of all: its listener is the command's final message before execve.
+        if let watch = prepared.watchProgram {
+            unsafe programs.append(corral_seccomp_program(filter: arena.bytes(watch.bytes), length: UInt32(watch.instructionCount),
+                                                          flags: corral_SECCOMP_WATCH_FLAGS))
         }
         unsafe c.pointee.seccomp_programs = UnsafePointer(arena.copy(programs))
         unsafe c.pointee.seccomp_program_count = UInt32(programs.count)
@@ -159,5 +165,47 @@ extension Launcher {
         case .nproc: 6
         case .nofile: 7
         }
+    }
+}
+
+// MARK: - The command's launch memory, for the syscall watcher
+
+/// The shared arena as the command sees it until its execve: the supervisor's own view of
+/// the pages that hold the command's exec path and argv.
+///
+/// Why: until its execve the command runs on init's memory (a vfork-style clone), a copy of
+/// the supervisor's address space, made non-dumpable so nothing in the sandbox can read it.
+/// That mm also still belongs to the supervisor's user namespace, so a rootless supervisor
+/// gets EPERM from process_vm_readv there (it has CAP_SYS_PTRACE only in the sandbox's
+/// namespace). The command's own execve, a watched call like any other, is then decoded from
+/// these pages: MAP_SHARED, so exactly the bytes the kernel will read. Only while the exec
+/// report is pending (the window closes when `go` returns) and only for ranges inside the
+/// arena; after the execve the command has a fresh mm owned by the sandbox's namespace,
+/// which the supervisor reads directly.
+public final class LaunchMemory: @unchecked Sendable {
+    // @unchecked: `arena` is read and cleared only while holding `lock`, so it is unmapped
+    // (when the last reference goes) only after `close`, never under a reader.
+    private let lock = Mutex(())
+    private var arena: SharedArena?
+
+    init(_ arena: SharedArena) {
+        self.arena = arena
+    }
+
+    /// `count` bytes at `address`, or nil when the range is not (or no longer) in the arena.
+    func read(_ address: UInt64, count: Int) -> [UInt8]? {
+        lock.withLock { _ -> [UInt8]? in
+            guard let arena else { return nil }
+            let base = UInt64(UInt(bitPattern: unsafe arena.base))
+            guard address >= base, count >= 0, address - base <= UInt64(SharedArena.capacity - count) else { return nil }
+            let start = unsafe arena.base + Int(address - base)
+            return unsafe Array(UnsafeRawBufferPointer(start: start, count: count))
+        }
+    }
+
+    /// Ends the window: the arena may be unmapped from now on.
+    func close() {
+        let released = lock.withLock { _ in arena.take() }
+        _ = released  // unmapped here, outside the lock, if this was the last reference
     }
 }

@@ -113,10 +113,20 @@ public struct ProcessUsage: Sendable, Hashable {
     /// The sandbox's pid (pid 1 inside), e.g. to place it in a cgroup before `go`.
     public var pid: pid_t { process.pid }
 
+    /// The sandbox (its init), to signal or kill before `go` returns — e.g. from a rule that
+    /// fires on the command's own watched execve.
+    public var sandbox: SandboxProcess { process }
+
     /// Writes the rest of the plan, sends "go" (with the Landlock ruleset) and waits until the
     /// command has been executed or a setup step failed.
+    /// - Parameter onListener: when the plan watches syscalls, receives the seccomp listener
+    ///   the command sends just before its execve, and the command's launch memory (see
+    ///   `LaunchMemory`), on this thread, while this call still waits for the exec. It must
+    ///   start serving the listener elsewhere and return: the command's own execve may be a
+    ///   watched call. Without it the listener is closed, and watched calls then fail with ENOSYS.
     /// - Throws: `CorralError` with the failing stage, index and errno.
-    public func go(_ prepared: PreparedLaunch) throws(CorralError) -> SandboxProcess {
+    public func go(_ prepared: PreparedLaunch,
+                   onListener: ((FileDescriptor, LaunchMemory) -> Void)? = nil) throws(CorralError) -> SandboxProcess {
         precondition(!handedOver, "PendingLaunch.go called twice")
         precondition(prepared.plan.shape == shape, "plan compiled for another sandbox shape")
         handedOver = true
@@ -133,18 +143,22 @@ public struct ProcessUsage: Sendable, Hashable {
         let sent = corral_send_go(sync.rawValue, prepared.landlockRuleset?.rawValue ?? -1)
         sync.closeChecked()
         self.arena = nil  // the child's mapping keeps the pages until init unmaps them
+        // The watcher may read the command's exec arguments here until the exec is reported.
+        let launchMemory = onListener == nil ? nil : LaunchMemory(arena)
+        defer { launchMemory?.close() }
 
-        // The first record: "executed" (stage none) or the step that failed. End-of-file
-        // without one: init died before the command was spawned.
-        let record = (try? report.readFully(count: MemoryLayout<corral_child_failure>.size)) ?? []
-        guard record.count == MemoryLayout<corral_child_failure>.size else {
+        // The first record: "executed" (stage none) or the step that failed; the watch
+        // program's listener, if any, arrives before it. End-of-file without a record: init
+        // died before the command was spawned.
+        var handOver: ((FileDescriptor) -> Void)?
+        if let onListener, let launchMemory { handOver = { onListener($0, launchMemory) } }
+        guard let failure = Launcher.receiveReport(report, onListener: handOver) else {
             let raw = process.reap()
             let status = raw & 0x7F == 0 ? "exited \((raw >> 8) & 0xFF)" : "killed by signal \(raw & 0x7F)"
             throw CorralError(.setupFailed, operation: "start the command",
                               message: "the sandbox's init ended before the command started (\(status)\(sent < 0 ? ", go: \(Errno(rawValue: -sent))" : ""))",
                               hint: "it was killed from outside, or by a resource limit during setup")
         }
-        let failure = unsafe record.withUnsafeBytes { unsafe $0.loadUnaligned(as: corral_child_failure.self) }
         if failure.stage == CORRAL_STAGE_NONE.rawValue { return process }
         _ = process.reap()
         let stage = LaunchStage(rawValue: failure.stage)
@@ -179,18 +193,20 @@ public enum Launcher {
     private static func startLocked(_ shape: SandboxShape, stdio: [Int32]) throws(CorralError) -> PendingLaunch {
         let arena = try SharedArena()
         let sync: (parent: FileDescriptor, child: FileDescriptor)
-        let report, status: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
+        // The report channel is a socket, not a pipe: the watch program's listener travels on it.
+        let report: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
+        let status: (readEnd: FileDescriptor, writeEnd: FileDescriptor)
         do {
             sync = try FileDescriptor.closeOnExecSocketPair()
         } catch {
             throw CorralError(.setupFailed, operation: "socketpair", errno: error)
         }
         do {
-            report = try FileDescriptor.closeOnExecPipe()
+            report = try FileDescriptor.closeOnExecSocketPair()
         } catch {
             sync.parent.closeChecked()
             sync.child.closeChecked()
-            throw CorralError(.setupFailed, operation: "pipe2", errno: error)
+            throw CorralError(.setupFailed, operation: "socketpair", errno: error)
         }
         do {
             status = try FileDescriptor.closeOnExecPipe()
@@ -227,6 +243,28 @@ public enum Launcher {
     public static func launch(_ prepared: PreparedLaunch,
                               stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> SandboxProcess {
         try start(prepared.plan.shape, stdio: stdio).go(prepared)
+    }
+
+    /// Reads the report socket until end-of-file (nil: the command was executed) or a failure
+    /// record. The listener message is handed to `onListener` (or closed), and reading goes on.
+    static func receiveReport(_ report: FileDescriptor,
+                              onListener: ((FileDescriptor) -> Void)?) -> corral_child_failure? {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while true {
+            var passed: Int32 = -1
+            let n = unsafe buffer.withUnsafeMutableBytes { raw in
+                unsafe corral_receive_report(report.rawValue, raw.baseAddress, raw.count, &passed)
+            }
+            let attached = passed >= 0 ? FileDescriptor(rawValue: passed) : nil
+            if n == 1 && buffer[0] == UInt8(CORRAL_REPORT_LISTENER), let attached {
+                if let onListener { onListener(attached) } else { attached.closeChecked() }
+                continue
+            }
+            attached?.closeChecked()
+            if n <= 0 { return nil }  // end-of-file (an error reads as the same: nothing more will come)
+            guard n == MemoryLayout<corral_child_failure>.size else { continue }
+            return unsafe buffer.withUnsafeBytes { unsafe $0.loadUnaligned(as: corral_child_failure.self) }
+        }
     }
 
     /// The path a failed step was working on, for the message.

@@ -26,6 +26,10 @@ public final class PreparedLaunch: @unchecked Sendable {
     var landlockRuleset: FileDescriptor?
     var landlockChildRules: [(path: String, access: UInt64)] = []
     public internal(set) var seccompPrograms: [SeccompProgram] = []
+    /// The watch program (installed last, with a listener), when the plan watches syscalls.
+    public internal(set) var watchProgram: SeccompProgram?
+    /// The watched syscalls of this architecture by number, for naming notifications.
+    public internal(set) var watchedSyscalls: [Int32: String] = [:]
     var execCandidates: [String] = []
     var environment: [String] = []
     public let capLastCap: UInt32
@@ -120,11 +124,15 @@ public enum Materializer {
         // an escape.)
         final class Compiled: @unchecked Sendable {  // written by the compiling thread before join
             var programs: Result<[SeccompProgram], CorralError> = .success([])
+            var watch: (program: SeccompProgram, syscalls: [Int32: String])?
         }
         let compiled = Compiled()
         let seccomp = plan.seccomp
         let compiling = HostEnvironment.startJoinableThread {
-            do throws(CorralError) { compiled.programs = .success(try SeccompCompiler.compile(seccomp)) } catch {
+            do throws(CorralError) {
+                compiled.programs = .success(try SeccompCompiler.compile(seccomp))
+                compiled.watch = try SeccompCompiler.compileWatch(seccomp)
+            } catch {
                 compiled.programs = .failure(error)
             }
         }
@@ -136,6 +144,8 @@ public enum Materializer {
         prepareCommand(plan, environment: environment, into: prepared)
         HostEnvironment.join(compiling)
         prepared.seccompPrograms = try compiled.programs.get()
+        prepared.watchProgram = compiled.watch?.program
+        prepared.watchedSyscalls = compiled.watch?.syscalls ?? [:]
         return prepared
     }
 

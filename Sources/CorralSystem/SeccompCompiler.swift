@@ -71,6 +71,31 @@ public enum SeccompCompiler {
         return programs
     }
 
+    /// The watch program of a plan (nil when nothing is watched): SCMP_ACT_NOTIFY for each
+    /// watched syscall of this architecture, everything else allowed. It is installed after
+    /// the others, with a listener (`corral_SECCOMP_WATCH_FLAGS`), and can only add a stop at
+    /// the supervisor to what they allow: their ERRNO and KILL answers outrank USER_NOTIF.
+    /// Other architectures are killed by the base programs already; this one notifies only
+    /// native calls, whose numbers `syscalls` maps back to names for the supervisor.
+    public static func compileWatch(_ plan: SeccompPlan) throws(CorralError)
+        -> (program: SeccompProgram, syscalls: [Int32: String])? {
+        guard !plan.watched.isEmpty else { return nil }
+        guard corral_seccomp_has_user_notif() == 1 else {
+            throw CorralError(.kernelUnsupported, stage: .seccomp, operation: "seccomp user notification",
+                              message: "syscalls.watch needs SECCOMP_RET_USER_NOTIF, which this kernel lacks",
+                              hint: "remove syscalls.watch, or run on Linux 5.19 or later")
+        }
+        var numbers: [Int32: String] = [:]
+        let program = try unsafe build(defaultAction: SCMP_ACT_ALLOW) { ctx throws(CorralError) in
+            for name in plan.watched {
+                guard let nr = resolve(name) else { continue }
+                try check(unsafe seccomp_rule_add_array(ctx, SCMP_ACT_NOTIFY, nr, 0, nil), "watch \(name)")
+                numbers[nr] = name
+            }
+        }
+        return (program, numbers)
+    }
+
     /// The allow-list and the argument overlay of a plan without manifest denials.
     static func compileBase(_ plan: SeccompPlan) throws(CorralError) -> [SeccompProgram] {
         let deny = action(for: plan.onDeny)

@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"ls",             1, 1,  "PATH",               cmd_ls},
     {"exec",           1, -1, "PATH [ARGS...]",     cmd_exec},
     {"write-many",     2, 2,  "DIR N",              cmd_write_many},
+    {"open-loop",      2, 2,  "PATH N",             cmd_open_loop},
     {"mounts",         0, 0,  "",                   cmd_mounts},
     {"cwd",            0, 0,  "",                   cmd_cwd},
     {"syscall",        1, 1,  "NAME",               cmd_syscall},

@@ -45,6 +45,7 @@ void cmd_exec(int, char **);
 void cmd_write_many(int, char **);
 void cmd_mounts(int, char **);
 void cmd_cwd(int, char **);
+void cmd_open_loop(int, char **);
 
 /* syscalls.c */
 void cmd_syscall(int, char **);

@@ -18,6 +18,8 @@ struct Manifest {
     var monitor: [String] = []
     /// Raw YAML lines appended under `filesystem:` (for error tests).
     var extraFilesystemLines: [String] = []
+    /// `syscalls.watch`.
+    var watch: [String] = []
 
     /// The base: the system's libraries and the sandbox folder readable, only the probe
     /// executable. Landlock is required whenever this kernel has it.
@@ -56,6 +58,7 @@ struct Manifest {
         let limitLines = (wall.map { ["wall: \($0)"] } ?? []) + limits
         if !limitLines.isEmpty { lines += ["limits:"] + limitLines.map { "  " + $0 } }
         if !monitor.isEmpty { lines += ["monitor:"] + monitor.map { "  - " + $0 } }
+        if !watch.isEmpty { lines += ["syscalls:", "  watch: [\(watch.joined(separator: ", "))]"] }
         lines.append("landlock: \(HostSupport.hasLandlock ? "required" : "best-effort")")
         return lines.joined(separator: "\n") + "\n"
     }

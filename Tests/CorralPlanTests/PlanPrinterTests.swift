@@ -132,7 +132,7 @@ import CorralProfile
             """)
         let lines = plan.description.split(separator: "\n").map(String.init)
         let start = try #require(lines.firstIndex(of: "rlimit core 0 0"))
-        #expect(Array(lines[start..<(start + 15)]) == [
+        #expect(Array(lines[start..<(start + 14)]) == [
             "rlimit core 0 0",
             "rlimit nofile 128 128",
             "rlimit fsize 5000000 5000000",
@@ -147,8 +147,10 @@ import CorralProfile
             "monitor forks: when limit(processes) then kill",
             "monitor rule-2: when rate(connect) > 20/1s then alert",
             "monitor rule-3: when exec-outside-allowlist then kill",
-            "watch connect execve execveat (for monitor rules)",
         ])
+        // The rules' syscalls are watched like syscalls.watch entries.
+        #expect(plan.seccomp.watched == ["connect", "execve", "execveat"])
+        #expect(lines.contains("seccomp watch connect -> supervisor"), "\(lines)")
     }
 
     @Test func aRateRuleOnADeniedSyscallIsAnError() throws {
@@ -195,6 +197,43 @@ import CorralProfile
             "exec /bin/true -x",
             "",
         ])
+    }
+
+    // MARK: - syscalls.watch
+
+    /// Each watched call says whether it can reach the supervisor at all: the programs above
+    /// the watch decide first, and ERRNO outranks USER_NOTIF.
+    @Test func watchedSyscallsSayWhetherTheyReachTheSupervisor() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            syscalls: { watch: [socket, openat, ptrace, execve, kill] }
+            """)
+        #expect(plan.seccomp.watched == ["execve", "kill", "openat", "ptrace", "socket"])
+        let lines = plan.description.split(separator: "\n").filter { $0.contains("seccomp watch") }
+        #expect(lines == [
+            "# seccomp watch: a last program; these calls wait for the supervisor, which records them and lets them "
+                + "continue unless its decision hook denies them",
+            "seccomp watch execve -> supervisor",
+            "seccomp watch kill -> supervisor",
+            "seccomp watch openat -> supervisor # where the deny-if rules let it through",
+            "seccomp watch ptrace -> EPERM # denied above: the kernel answers before the supervisor could see it",
+            "seccomp watch socket -> supervisor # where the allow-if rules allow it",
+        ])
+    }
+
+    @Test func anAllowedAndWatchedSyscallReachesTheSupervisor() throws {
+        let plan = try Plans.compile("""
+            run: { command: [/bin/true] }
+            syscalls: { allow: [ptrace], on_deny: EACCES, watch: [ptrace] }
+            """)
+        #expect(plan.description.split(separator: "\n").filter { $0.hasPrefix("seccomp watch") }
+            == ["seccomp watch ptrace -> supervisor"])
+    }
+
+    @Test func aPlanWithoutWatchPrintsNoWatchLines() throws {
+        let plan = try Plans.compile("run: { command: [/bin/true] }\n")
+        #expect(plan.seccomp.watched.isEmpty)
+        #expect(!plan.description.split(separator: "\n").contains { $0.contains("seccomp watch") })
     }
 
     @Test(arguments: [

@@ -165,10 +165,6 @@ import Testing
             profiles/x.yaml:2: syscalls.on_deny: unknown on_deny action `1`
               hint: use an errno name such as EPERM, EACCES or ENOSYS, or kill
             """),
-        BadManifest(name: "watch is a later key", yaml: "goal: { id: a }\nsyscalls: { watch: [execve] }\n", expected: """
-            profiles/x.yaml:2: syscalls.watch: syscalls.watch is not supported yet by this Corral
-              hint: remove it; this Corral would not act on it
-            """),
         BadManifest(name: "syscalls key misspelt", yaml: "goal: { id: a }\nsyscalls: { alow: [ptrace] }\n", expected: """
             profiles/x.yaml:2: syscalls.alow: unknown key `alow`
               hint: did you mean `allow`?
@@ -178,6 +174,91 @@ import Testing
     @Test(arguments: syscallCases)
     func syscallErrors(_ bad: BadManifest) {
         #expect(Manifest.failure(bad.yaml, home: bad.home) == bad.expected)
+    }
+
+    // MARK: - syscalls.watch
+
+    static let watchable = "accept, accept4, bind, chmod, connect, creat, execve, execveat, fchmodat, fchmodat2, kill, "
+        + "link, linkat, listen, mkdir, mkdirat, open, openat, ptrace, rename, renameat, renameat2, rmdir, socket, "
+        + "symlink, symlinkat, truncate, unlink, unlinkat"
+
+    static let watchCases: [BadManifest] = [
+        BadManifest(name: "watched syscall misspelt", yaml: "goal: { id: a }\nsyscalls:\n  watch: [execve, conect]\n",
+                    expected: """
+            profiles/x.yaml:3: syscalls.watch[1]: unknown syscall `conect`
+              hint: did you mean `connect`?
+            """),
+        BadManifest(name: "watched syscall unknown", yaml: "goal: { id: a }\nsyscalls:\n  watch: [frobnicate]\n",
+                    expected: """
+            profiles/x.yaml:3: syscalls.watch[0]: unknown syscall `frobnicate`
+              hint: use Linux syscall names as in syscalls(2), such as `ptrace`
+            """),
+        BadManifest(name: "not watchable", yaml: "goal: { id: a }\nsyscalls:\n  watch:\n    - openat\n    - read\n",
+                    expected: """
+            profiles/x.yaml:5: syscalls.watch[1]: `read` cannot be watched
+              hint: watchable: \(watchable)
+            """),
+        BadManifest(name: "the launcher's own handover", yaml: "goal: { id: a }\nsyscalls: { watch: [sendmsg] }\n",
+                    expected: """
+            profiles/x.yaml:2: syscalls.watch[0]: `sendmsg` cannot be watched: Corral's launcher calls it after installing the watch, so the run would wait forever
+              hint: watchable: \(watchable)
+            """),
+        BadManifest(name: "denied and watched", yaml: """
+            goal: { id: a }
+            syscalls:
+              deny: [mount, connect]
+              watch: [execve, connect]
+            """, expected: """
+            profiles/x.yaml:4: syscalls.watch[1]: `connect` is also syscalls.deny[1] (line 3); a syscall cannot be both denied and watched
+              hint: remove one of the two; a denied syscall never reaches the supervisor
+            """),
+        BadManifest(name: "watched above denied", yaml: """
+            goal: { id: a }
+            syscalls:
+              watch: [kill]
+              deny: [kill]
+            """, expected: """
+            profiles/x.yaml:4: syscalls.deny[0]: `kill` is also syscalls.watch[0] (line 3); a syscall cannot be both denied and watched
+              hint: remove one of the two; a denied syscall never reaches the supervisor
+            """),
+        BadManifest(name: "watched twice", yaml: "goal: { id: a }\nsyscalls:\n  watch: [openat, openat]\n", expected: """
+            profiles/x.yaml:3: syscalls.watch[1]: `openat` is listed twice; first at syscalls.watch[0] (line 3)
+              hint: list each syscall once
+            """),
+        BadManifest(name: "watch as one string", yaml: "goal: { id: a }\nsyscalls:\n  watch: execve\n", expected: """
+            profiles/x.yaml:3: syscalls.watch: expected a list of syscall names, found a string
+              hint: write a list, even for one name: [execve]
+            """),
+        BadManifest(name: "watch misspelt", yaml: "goal: { id: a }\nsyscalls: { wacth: [execve] }\n", expected: """
+            profiles/x.yaml:2: syscalls.wacth: unknown key `wacth`
+              hint: did you mean `watch`?
+            """),
+    ]
+
+    @Test(arguments: watchCases)
+    func watchErrors(_ bad: BadManifest) {
+        #expect(Manifest.failure(bad.yaml, home: bad.home) == bad.expected)
+    }
+
+    @Test func watchedSyscallsLoadInManifestOrder() throws {
+        let profile = try Manifest.load("""
+            goal: { id: a }
+            syscalls:
+              allow: [ptrace]
+              watch: [openat, execve, connect, ptrace]
+            """)
+        #expect(profile.syscalls.watch == ["openat", "execve", "connect", "ptrace"])
+        #expect(try Manifest.load("goal: { id: a }\n").syscalls.watch == [])
+    }
+
+    /// The list in the hint is the documented one, every name a real syscall, and none of the
+    /// calls the launcher makes between installing the watch and execve.
+    @Test func watchableSyscallsAreKnownAndSafe() {
+        #expect(WatchableSyscalls.names.joined(separator: ", ") == Self.watchable)
+        #expect(Set(WatchableSyscalls.names).isSubset(of: KnownSyscalls.names))
+        for name in Array(ManifestParser.handoverSyscalls) + ["exit", "exit_group", "rt_sigreturn", "seccomp"] {
+            #expect(WatchableSyscalls.recorded[name] == nil, "\(name) must not be watchable")
+        }
     }
 
     // MARK: - landlock

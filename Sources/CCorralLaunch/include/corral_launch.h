@@ -120,8 +120,13 @@ struct corral_landlock_child_rule {
 struct corral_seccomp_program {
     const void *filter;      ///< struct sock_filter[]
     uint32_t length;         ///< number of instructions
-    uint32_t flags;          ///< SECCOMP_FILTER_FLAG_*
+    uint32_t flags;          ///< SECCOMP_FILTER_FLAG_*; with NEW_LISTENER (only the last
+                             ///< program, `corral_SECCOMP_WATCH_FLAGS`) the command sends the
+                             ///< listener to the supervisor over `report_fd` before execve
 };
+
+/// The one-byte message on `report_fd` that carries the seccomp listener (SCM_RIGHTS).
+enum { CORRAL_REPORT_LISTENER = 1 };
 
 /// Everything the child needs, prepared by the parent in a MAP_SHARED arena. Fields marked
 /// "early" are set before the clone; the child may read the others only after "go".
@@ -173,7 +178,9 @@ struct corral_launch_plan {
     // Channels (early; all CLOEXEC in the parent)
     int sync_fd;      ///< SOCK_SEQPACKET end; "go" is one byte, with the Landlock ruleset
                       ///< attached when there is one; end-of-file = parent gone
-    int report_fd;    ///< write end; struct corral_child_failure on failure
+    int report_fd;    ///< SOCK_SEQPACKET end; one struct corral_child_failure on failure,
+                      ///< CORRAL_REPORT_LISTENER with the seccomp listener when watching;
+                      ///< end-of-file = the command was executed
     int status_fd;    ///< write end; init writes the command's 4-byte wait status
 
     // The shared arena itself (early), unmapped by init once the command is running.
@@ -235,7 +242,46 @@ int corral_seccomp_has_user_notif(void);
 /// The SECCOMP_RET_ACTION_FULL "actions available" probe: 1 when `action` is supported.
 int corral_seccomp_action_available(uint32_t action);
 
+// MARK: - Syscall watching (parent side, notify.c)
+
+/// One seccomp user notification, copied out of the kernel's (possibly larger) struct.
+struct corral_notification {
+    uint64_t id;
+    uint32_t pid;            ///< in the supervisor's pid namespace
+    int32_t nr;
+    uint32_t arch;           ///< AUDIT_ARCH_*
+    uint32_t reserved;
+    uint64_t instruction_pointer;
+    uint64_t args[6];
+};
+
+/// Waits until the listener has a notification (1) or no process uses its filter any more
+/// (0: all of them were reaped); -errno on failure.
+int corral_notify_wait(int listener);
+/// SECCOMP_IOCTL_NOTIF_RECV into `out`; 0 or -errno (-ENOENT: the caller went away).
+int corral_notify_receive(int listener, struct corral_notification *out);
+/// SECCOMP_IOCTL_NOTIF_SEND: let the call continue (SECCOMP_USER_NOTIF_FLAG_CONTINUE), or fail
+/// it with `error` (a positive errno). 0 or -errno (-ENOENT: the caller went away).
+int corral_notify_respond(int listener, uint64_t id, int32_t error, int continue_call);
+/// SECCOMP_IOCTL_NOTIF_ID_VALID: 0 while the notification is still pending (so its pid
+/// still names the caller), -ENOENT otherwise.
+int corral_notify_id_valid(int listener, uint64_t id);
+/// SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP), Linux 6.6+; 0 or -errno.
+int corral_notify_set_sync_wake_up(int listener);
+/// Reads up to `count` bytes at `address` of process `pid` (process_vm_readv, one remote
+/// iovec per page so it stops at the first unreadable page). Bytes read or -errno.
+long corral_process_read(int pid, uint64_t address, void *buffer, size_t count);
+/// One message from the report socket, and the descriptor attached to it (or -1, CLOEXEC).
+/// Bytes received (0 = end-of-file) or -errno.
+long corral_receive_report(int fd, void *buffer, size_t size, int *passed_fd);
+
 // MARK: - Constants Swift cannot import (defined in constants.c with _GNU_SOURCE)
+
+/// Flags of the watch program: SECCOMP_FILTER_FLAG_NEW_LISTENER |
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19).
+extern const uint32_t corral_SECCOMP_WATCH_FLAGS;
+/// AUDIT_ARCH of the architecture Corral was built for (the only one the watch program notifies).
+extern const uint32_t corral_AUDIT_ARCH_NATIVE;
 
 extern const uint64_t corral_CLONE_NEWUSER, corral_CLONE_NEWPID, corral_CLONE_NEWNS,
     corral_CLONE_NEWNET, corral_CLONE_NEWIPC, corral_CLONE_NEWUTS, corral_CLONE_NEWCGROUP;

@@ -1,0 +1,141 @@
+import CorralPlan
+import CorralSystem
+import Synchronization
+
+/// What the supervisor's thread and the syscall watcher's thread share about one run: the
+/// monitor rules' state, how the run is being ended (the first reason wins), whether it is
+/// paused, and the rules that fired. Either thread may end or pause the run.
+final class RunControl: Sendable {
+    private struct State {
+        var monitor: MonitorEngine
+        var killReason: KillReason?
+        var killRule: String?
+        var paused = false
+        var firings: [RuleFiring] = []
+    }
+
+    private let state: Mutex<State>
+    let events: EventLog
+    let meter: (any RunMeter)?
+    let quiet: Bool
+    /// Set once the sandbox exists (before "go").
+    private let process = Mutex<SandboxProcess?>(nil)
+    private let startedAt = Atomic<UInt64>(0)
+
+    init(monitor: MonitorEngine, events: EventLog, meter: (any RunMeter)?, quiet: Bool) {
+        state = Mutex(State(monitor: monitor))
+        self.events = events
+        self.meter = meter
+        self.quiet = quiet
+    }
+
+    func attach(_ sandbox: SandboxProcess) { process.withLock { $0 = sandbox } }
+
+    /// The command started now (rule firings are timed from here).
+    func started(at seconds: Double) { startedAt.store(seconds.bitPattern, ordering: .relaxed) }
+
+    var killReason: KillReason? { state.withLock { $0.killReason } }
+    var killRule: String? { state.withLock { $0.killRule } }
+    var isPaused: Bool { state.withLock { $0.paused } }
+    var firings: [RuleFiring] { state.withLock { $0.firings } }
+    var samplesResources: Bool { state.withLock { $0.monitor.samplesResources } }
+
+    /// Ends the run: the whole tree is killed (cgroup first, then init). The first reason wins.
+    func end(_ reason: KillReason, rule: String? = nil) {
+        let first = state.withLock { state -> Bool in
+            guard state.killReason == nil else { return false }
+            state.killReason = reason
+            state.killRule = rule
+            return true
+        }
+        guard first else { return }
+        events.emit(.kill) { $0.reason = reason.rawValue; $0.rule = rule }
+        meter?.killAll()
+        process.withLock { $0?.killTree() }
+    }
+
+    /// Thaws a paused run; false when it was not paused.
+    func resume() -> Bool {
+        let wasPaused = state.withLock { state -> Bool in
+            defer { state.paused = false }
+            return state.paused
+        }
+        guard wasPaused else { return false }
+        meter?.thaw()
+        events.emit(.resume)
+        return true
+    }
+
+    // MARK: - Rules
+
+    /// Resource samples (from the supervisor's thread); true when the run is being ended.
+    func sample(processes: UInt64?, memory: UInt64?, output: UInt64, cpuSeconds: Double?) -> Bool {
+        let firings = state.withLock { state -> [MonitorEngine.Firing] in
+            guard !state.paused else { return [] }
+            return state.monitor.sample(processes: processes, memory: memory, output: output, cpuSeconds: cpuSeconds)
+        }
+        return act(on: firings)
+    }
+
+    func limitReached(_ resource: LimitedResource, count: UInt64) -> Bool {
+        act(on: state.withLock { $0.monitor.limitReached(resource, count: count) })
+    }
+
+    /// A watched call (from the watcher's thread, while the caller waits): rules see it
+    /// first; a call that makes a rule kill the run is refused (EPERM) as the tree is killed.
+    func decide(_ call: WatchedCall, _ now: Double) -> WatchDecision {
+        let subject = MonitorEngine.Call(call)
+        let firings = state.withLock { $0.monitor.call(subject, at: now) }
+        return act(on: firings) ? .deny(errno: 1) : .continue
+    }
+
+    /// Carries out firings in order; true once one ended the run.
+    private func act(on firings: [MonitorEngine.Firing]) -> Bool {
+        for firing in firings {
+            let rule = firing.rule
+            let at = HostEnvironment.monotonicSeconds() - Double(bitPattern: startedAt.load(ordering: .relaxed))
+            state.withLock { $0.firings.append(RuleFiring(rule: rule.id, action: rule.action.rawValue,
+                                                           detail: firing.detail, at: max(0, at))) }
+            events.emit(.rule) { $0.rule = rule.id; $0.action = rule.action.rawValue; $0.detail = firing.detail }
+            switch rule.action {
+            case .alert:
+                continue
+            case .kill:
+                end(Supervisor.killReason(for: rule.condition), rule: rule.id)
+                return true
+            case .pause:
+                if state.withLock({ $0.paused }) { continue }
+                guard meter?.freeze() == true else {
+                    // No freezer here: a pause the host cannot honour ends the run instead.
+                    end(Supervisor.killReason(for: rule.condition), rule: rule.id)
+                    return true
+                }
+                state.withLock { $0.paused = true }
+                events.emit(.pause) { $0.rule = rule.id }
+                if !quiet {
+                    HostEnvironment.writeStandardError(
+                        "corral: run paused by rule \(rule.id) (\(firing.detail)); SIGCONT to corral (pid \(HostEnvironment.processID)) resumes it, SIGTERM ends it\n")
+                }
+            }
+        }
+        return false
+    }
+}
+
+extension MonitorEngine.Call {
+    /// What the rules need of a watched call: its syscall, the path it names and whether it
+    /// writes (creates, truncates, removes, renames).
+    init(_ call: WatchedCall) {
+        let flags = call.flags ?? ""
+        let writes: Bool
+        switch call.syscall {
+        case "open", "openat":
+            writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"].contains { flags.contains($0) }
+        case "creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "rename", "renameat", "renameat2":
+            writes = true
+        default:
+            writes = false
+        }
+        self.init(syscall: call.syscall, path: call.path, writes: writes)
+    }
+}

@@ -1,0 +1,50 @@
+import CorralSystem
+
+// MARK: - Syscall watching (`syscalls.watch`)
+
+extension Supervisor {
+    /// The run's syscall watcher, when its plan watches syscalls. Monitor rules see each
+    /// call first (a rule that kills refuses the call), then the caller's decider; each call
+    /// becomes a `syscall` event.
+    func makeSyscallWatcher(_ prepared: PreparedLaunch, start: Double, control: RunControl) -> SyscallWatcher? {
+        guard prepared.watchProgram != nil else { return nil }
+        let decider = options.watchDecision
+        let observer = options.onWatchedCall
+        let events = control.events
+        return SyscallWatcher(
+            syscalls: prepared.watchedSyscalls,
+            decide: { call in
+                let ruled = control.decide(call, HostEnvironment.monotonicSeconds())
+                if ruled != .continue { return ruled }
+                return decider?(call) ?? .continue
+            },
+            observe: { call in
+                events.emit(.syscall) { $0.syscall = call.syscall; $0.pid = call.pid; $0.call = call }
+                observer?(call)
+            },
+            limit: max(0, options.watchLogLimit), start: start)
+    }
+
+    /// Hands the plan over. The command sends the watch listener just before its execve,
+    /// which may itself be watched: the watcher starts serving while `go` still waits for the
+    /// exec. When the launch fails the sandbox is gone already, and the watcher is joined here.
+    func launch(_ pending: PendingLaunch, _ prepared: PreparedLaunch,
+                watcher: SyscallWatcher?) throws(CorralError) -> SandboxProcess {
+        guard let watcher else { return try pending.go(prepared) }
+        do {
+            return try pending.go(prepared) { watcher.serve($0, launchMemory: $1) }
+        } catch {
+            _ = watcher.finish()
+            throw error
+        }
+    }
+}
+
+extension RunReport {
+    /// The watched calls, and the watch program among the installed seccomp programs (last).
+    mutating func record(_ log: WatchLog, program: SeccompProgram?) {
+        watched = log.calls
+        watchedDropped = log.dropped
+        if let program { seccompInstructions.append(program.instructionCount) }
+    }
+}

@@ -1,0 +1,116 @@
+import CCorralLaunch
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// Decides a watched call: `.continue` lets it run, `.deny(errno:)` fails it. Called on the
+/// watcher's thread while the caller waits, so it must be quick and must not block on the
+/// sandbox (the run cannot end while it does). It sees the call as read, its `decision` not
+/// yet set (`.continue`); see `WatchedCall` on what a record proves.
+public typealias WatchDecider = @Sendable (WatchedCall) -> WatchDecision
+
+/// Serves the seccomp listener of one run on a thread of its own: receives each watched call,
+/// decodes it from the caller's memory, checks that the notification is still pending, asks
+/// the decider, answers, and records the call.
+///
+/// Lifetime: created before the launch; `serve` is called by the launcher's report loop with
+/// the listener the command sends just before its execve (which may itself be watched, so
+/// the thread starts at once); `finish` joins the thread once the run is over. The thread ends
+/// by itself when no process uses the filter any more: the kernel reports that (POLLHUP) once
+/// every process of the sandbox has been reaped, which is before the sandbox's init can be.
+public final class SyscallWatcher: @unchecked Sendable {
+    // @unchecked: `thread` and `launchMemory` are set by `serve` before the thread starts;
+    // `finish` reads `thread` on the same (supervisor's) thread. The watcher thread reads only
+    // what `serve` set before starting it, the immutable fields and `log`.
+    private let syscalls: [Int32: String]
+    private let decide: WatchDecider?
+    private let observe: (@Sendable (WatchedCall) -> Void)?
+    private let limit: Int
+    private let start: Double
+    private let log = Mutex(WatchLog())
+    private var thread: HostEnvironment.JoinableThread?
+    private var launchMemory: LaunchMemory?
+
+    /// - Parameters:
+    ///   - syscalls: the watched syscalls of this architecture by number (`PreparedLaunch.watchedSyscalls`).
+    ///   - decide: the decision hook; nil lets every call continue.
+    ///   - observe: sees every call after it was answered, on the watcher's thread.
+    ///   - limit: how many calls the log keeps (the rest are counted).
+    ///   - start: the run's start, `HostEnvironment.monotonicSeconds()`, for `WatchedCall.time`.
+    public init(syscalls: [Int32: String], decide: WatchDecider?, observe: (@Sendable (WatchedCall) -> Void)?,
+                limit: Int, start: Double) {
+        self.syscalls = syscalls
+        self.decide = decide
+        self.observe = observe
+        self.limit = limit
+        self.start = start
+    }
+
+    /// Starts serving `listener` (taking ownership of it: the watcher's thread closes it when
+    /// it ends), with the command's launch memory for decoding its own execve. Called once, by
+    /// `PendingLaunch.go`'s `onListener`.
+    public func serve(_ listener: FileDescriptor, launchMemory: LaunchMemory) {
+        precondition(thread == nil, "SyscallWatcher.serve called twice")
+        self.launchMemory = launchMemory
+        // The caller and the supervisor then hand over on one CPU instead of a cross-CPU
+        // wake-up each way, which roughly halves the round trip (Linux 6.6+).
+        let sync = corral_notify_set_sync_wake_up(listener.rawValue) == 0
+        log.withLock { $0.syncWakeUp = sync }
+        let fd = listener.rawValue
+        thread = HostEnvironment.startJoinableThread { [self] in
+            loop(fd)
+            // Whatever ended the loop, nobody answers from here on: closing the listener makes
+            // the kernel fail pending and later watched calls with ENOSYS instead of leaving
+            // them waiting (seccomp_unotify(2)).
+            listener.closeChecked()
+        }
+    }
+
+    /// Waits for the watcher's thread to end and returns what it recorded. Call it only once
+    /// the sandbox is gone (reaped): the thread ends when no process uses the filter.
+    public func finish() -> WatchLog {
+        if let thread { HostEnvironment.join(thread) }
+        return log.withLock { $0 }
+    }
+
+    /// Waits in poll, which reports POLLHUP once no process uses the filter. (Waiting in
+    /// RECV itself saves a syscall, but measured no faster here, and RECV returns at hang-up
+    /// only since Linux 6.6: before, it would wait forever.)
+    private func loop(_ listener: Int32) {
+        var notification = corral_notification()
+        while true {
+            let ready = corral_notify_wait(listener)
+            if ready <= 0 { return }  // no process uses the filter any more (or the listener broke)
+            let rc = unsafe corral_notify_receive(listener, &notification)
+            if rc == -ENOENT { continue }  // the caller was killed before we got to it
+            if rc < 0 { return }
+            handle(notification, listener: listener)
+        }
+    }
+
+    private func handle(_ notification: corral_notification, listener: Int32) {
+        let time = HostEnvironment.monotonicSeconds() - start
+        let name = notification.arch == corral_AUDIT_ARCH_NATIVE
+            ? syscalls[notification.nr] ?? "syscall \(notification.nr)" : "syscall \(notification.nr) (arch 0x\(String(notification.arch, radix: 16)))"
+        var call = SyscallDecoder.decode(notification, name: name, time: time, launchMemory: launchMemory)
+        // The pid could have been reused if the caller died while we read: the reads are
+        // trustworthy only while its notification is still pending.
+        guard corral_notify_id_valid(listener, notification.id) == 0 else { return }
+        let decision = decide?(call) ?? .continue
+        switch decision {
+        case .continue:
+            _ = corral_notify_respond(listener, notification.id, 0, 1)
+        case .deny(let errno):
+            // An error of 0 would make the call "succeed" with 0 without running it.
+            precondition((1...4095).contains(errno), "WatchDecision.deny(errno: \(errno)): not an errno")
+            _ = corral_notify_respond(listener, notification.id, errno, 0)
+        }
+        // An answer that finds the caller gone (ENOENT) changes nothing: the call is recorded
+        // as decided.
+        call.decision = decision
+        log.withLock { log in
+            if log.calls.count < limit { log.calls.append(call) } else { log.dropped += 1 }
+        }
+        observe?(call)
+    }
+}
