@@ -55,7 +55,9 @@ public struct CgroupUsage: Sendable, Hashable {
     /// v1 `memory.oom_control` `oom_kill`).
     public var oomKills: UInt64?
     /// Times an allocation hit the memory limit (v2 `memory.events` `max`, v1
-    /// `memory.failcnt`); reclaim usually follows, so this counts pressure, not kills.
+    /// `memory.failcnt` plus `memory.memsw.failcnt`); reclaim usually follows, so this
+    /// counts pressure, not kills. v1 with swap limited reads 0 on recent kernels (see
+    /// `readMemory`).
     public var memoryLimitHits: UInt64?
     public var processesCurrent: UInt64?
     /// The most processes alive at once (`pids.peak`, Linux 6.x).
@@ -98,7 +100,15 @@ extension CgroupUsage {
             memoryPeakBytes = read("memory.max_usage_in_bytes").flatMap(CgroupFS.number)
             memoryCurrentBytes = read("memory.usage_in_bytes").flatMap(CgroupFS.number)
             oomKills = read("memory.oom_control").map(CgroupFS.keyedValues)?["oom_kill"]
-            memoryLimitHits = read("memory.failcnt").flatMap(CgroupFS.number)
+            // With memory.memsw.limit_in_bytes equal to the limit, the kernel charges (and
+            // fails) the memory+swap counter first and then does not try the memory one
+            // (try_charge in mm/memcontrol.c): the two counts are disjoint. Recent kernels
+            // keep no failure count for memory+swap (memory.memsw.failcnt stays 0; seen on
+            // 6.18), so there the hits read 0 although the limit was hit: judge by oomKills
+            // and the peak.
+            let plain = read("memory.failcnt").flatMap(CgroupFS.number)
+            let withSwap = read("memory.memsw.failcnt").flatMap(CgroupFS.number)
+            memoryLimitHits = plain.map { $0 + (withSwap ?? 0) }
         }
     }
 

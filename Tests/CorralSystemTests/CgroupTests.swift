@@ -232,6 +232,7 @@ struct CgroupTests {
         tree.write("fs/memory/process_api/abc/\(name)/memory.usage_in_bytes", "4096\n")
         tree.write("fs/memory/process_api/abc/\(name)/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
         tree.write("fs/memory/process_api/abc/\(name)/memory.failcnt", "4711\n")
+        tree.write("fs/memory/process_api/abc/\(name)/memory.memsw.failcnt", "289\n")
         tree.write("fs/pids/\(name)/pids.current", "1\n")
         tree.write("fs/pids/\(name)/pids.events", "max 9\n")
         tree.write("fs/cpu,cpuacct/\(name)/cpuacct.usage_user", "2500000000\n")
@@ -240,7 +241,7 @@ struct CgroupTests {
         expected.memoryPeakBytes = 64 << 20
         expected.memoryCurrentBytes = 4096
         expected.oomKills = 2
-        expected.memoryLimitHits = 4711
+        expected.memoryLimitHits = 5000
         expected.processesCurrent = 1
         expected.processesLimitHits = 9
         expected.cpuUserSeconds = 2.5
