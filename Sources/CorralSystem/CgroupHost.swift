@@ -147,9 +147,30 @@ public struct CgroupHost: Sendable, Hashable, CustomStringConvertible {
                 lines.append("  \(limit): " + (backend.map { plan.mechanism(limit, $0) } ?? "not enforceable here"))
             }
             lines.append("  freeze: " + (plan.freezer.map { plan.mechanism("freeze", $0) } ?? "not available"))
-            lines.append("  kill: " + (plan.freezer.map { plan.mechanism("kill", $0) } ?? "signals to each process"))
+            let noKill: Set<String> = unifiedHasKill ? [] : ["cgroup.kill"]
+            lines.append("  kill: " + (plan.freezer.map { plan.mechanism("kill", $0, skipped: noKill) }
+                                       ?? "SIGKILL to each process until none is left"))
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension CgroupHost {
+    /// Whether groups made in the v2 tree get `cgroup.kill` (Linux 5.14). The supervisor's
+    /// cgroup shows the file, unless it is the root (which has neither `cgroup.kill` nor
+    /// `cgroup.type`): then the kernel release decides. `RunCgroup.create` checks the
+    /// group it made; this is for the summary.
+    var unifiedHasKill: Bool {
+        guard let unified else { return false }
+        if CgroupFS.exists(unified.directory + "/cgroup.kill") { return true }
+        if CgroupFS.exists(unified.directory + "/cgroup.type") { return false }
+        var name = utsname()
+        unsafe uname(&name)
+        let release = unsafe withUnsafeBytes(of: &name.release) { raw in
+            unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        return parts.count == 2 && (parts[0], parts[1]) >= (5, 14)
     }
 }
 

@@ -14,6 +14,17 @@ extension CgroupTests {
         }
         static let unified = usable && host.unified?.writable == true
         static let legacyFreezer = usable && host.legacy("freezer")?.writable == true
+        /// A controller the v2 root offers (hugetlb on this build machine), preferring one
+        /// already enabled there; for the delegation test, which needs the real v2 root.
+        static let spareV2Controller: String? = {
+            guard usable, let unified = host.unified, unified.writable,
+                  MountEntry.parse(CgroupFS.read("/proc/self/mountinfo") ?? "")
+                      .contains(where: { $0.fileSystem == "cgroup2" && $0.mountPoint == unified.mountPoint && $0.root == "/" })
+            else { return nil }
+            let offered = CgroupFS.controllerNames(CgroupFS.read(unified.mountPoint + "/cgroup.controllers") ?? "")
+            let enabled = CgroupFS.controllerNames(CgroupFS.read(unified.mountPoint + "/cgroup.subtree_control") ?? "")
+            return offered.intersection(enabled).sorted().first ?? offered.sorted().first
+        }()
         /// The same host without its v2 tree: everything from v1 (freezer loop for kill).
         static var legacyOnly: CgroupHost {
             var host = host
@@ -256,8 +267,11 @@ extension CgroupTests {
 
             try group.thaw()
             #expect(CgroupFS.wait(timeout: 5) { (stat(child.pid)?.ticks ?? 0) > frozen.ticks }, "thawed but not running")
+            // Kill works on a frozen group too (v1 frozen tasks die only once thawed: kill does that).
+            try group.freeze()
             try group.kill()
             #expect(child.wait().signal == SIGKILL)
+            #expect(group.processes() == [])
         }
 
         @Test(.enabled(if: Real.unified, "needs a writable cgroup v2 tree"))
@@ -290,6 +304,132 @@ extension CgroupTests {
             #expect(seen.allSatisfy(CgroupTests.isDead))
             try group.remove()
             #expect(group.directories.allSatisfy { !FileManager.default.fileExists(atPath: $0) })
+        }
+
+        // MARK: Events for the supervisor's poll loop
+
+        static func isReady(_ source: CgroupEvents.Source, waitingMilliseconds: Int32) -> Bool {
+            var fds = [pollfd(fd: source.descriptor, events: source.events, revents: 0)]
+            return poll(&fds, 1, waitingMilliseconds) == 1
+        }
+
+        @Test(.enabled(if: Real.unified, "needs a writable cgroup v2 tree"))
+        func cgroupEventsWakesWhenTheGroupFillsAndEmpties() throws {
+            let group = try RunCgroup.create(limits: CgroupLimits(), host: Real.host)
+            defer { try? group.remove() }
+            let events = try group.openEvents()
+            let source = try #require(events.sources.first { $0.name == "cgroup.events" })
+            #expect(!Self.isReady(source, waitingMilliseconds: 0))
+            let child = try Child(["/bin/sleep", "30"])
+            try group.attach(pid: child.pid)
+            #expect(Self.isReady(source, waitingMilliseconds: 2000), "populated 1 did not wake the poller")
+            events.acknowledge(source)
+            #expect(!Self.isReady(source, waitingMilliseconds: 0), "acknowledged, yet still ready")
+            try group.kill()
+            #expect(Self.isReady(source, waitingMilliseconds: 2000), "populated 0 did not wake the poller")
+            #expect(child.wait().signal == SIGKILL)
+        }
+
+        @Test(.enabled(if: Real.can(CgroupLimits(memoryBytes: 1 << 20)), "needs a memory controller"))
+        func anOOMKillWakesTheMemorySource() throws {
+            let group = try RunCgroup.create(limits: CgroupLimits(memoryBytes: 32 << 20), host: Real.host)
+            defer { try? group.remove() }
+            let events = try group.openEvents()
+            // v2: memory.events (POLLPRI); v1: an eventfd on memory.oom_control (POLLIN).
+            let expected = group.memory?.version == 2 ? ("memory.events", Int16(POLLPRI)) : ("memory.oom_control", Int16(POLLIN))
+            let source = try #require(events.sources.first { $0.name == expected.0 })
+            #expect(source.events == expected.1)
+            #expect(!Self.isReady(source, waitingMilliseconds: 0))
+            let child = try Child(gatedPython: "b = b'x' * (256 << 20)")
+            try group.attach(pid: child.pid)
+            child.go()
+            #expect(child.wait().signal == SIGKILL)
+            #expect(Self.isReady(source, waitingMilliseconds: 2000), "the OOM kill did not wake the poller")
+            events.acknowledge(source)
+            #expect(!Self.isReady(source, waitingMilliseconds: 0), "acknowledged, yet still ready")
+        }
+
+        // MARK: v2 delegation (the no-internal-process rule)
+
+        @Test(.enabled(if: Real.spareV2Controller != nil, "needs the real cgroup v2 root with a controller to enable"))
+        func aLoneSupervisorMovesIntoALeafToEnableControllers() throws {
+            let root = Real.host.unified!.mountPoint
+            let controller = Real.spareV2Controller!
+            let wasEnabled = CgroupFS.controllerNames(read(root + "/cgroup.subtree_control") ?? "").contains(controller)
+            if !wasEnabled { try CgroupFS.write(root + "/cgroup.subtree_control", "+" + controller) }
+            defer { if !wasEnabled { try? CgroupFS.write(root + "/cgroup.subtree_control", "-" + controller) } }
+
+            // A delegated scope holding only the supervisor (a sleep stands in for it).
+            let scope = "\(root)/corral-test\(getpid())-scope"
+            try CgroupFS.makeDirectory(scope)
+            defer { try? RunCgroup.removeTree(scope, timeout: 1) }
+            let supervisor = try Child(["/bin/sleep", "30"])
+            defer { Glibc.kill(supervisor.pid, SIGKILL); _ = supervisor.wait() }
+            try CgroupFS.write(scope + "/cgroup.procs", String(supervisor.pid))
+            let untouched = read(scope + "/cgroup.subtree_control")
+            #expect(untouched == "")
+
+            try RunCgroup.enableControllers([controller], in: scope, supervisor: supervisor.pid)
+            #expect(read(scope + "/cgroup.subtree_control") == controller + "\n")
+            let leaf = "corral-\(supervisor.pid)-supervisor"
+            #expect(read("\(scope)/\(leaf)/cgroup.procs") == "\(supervisor.pid)\n")
+            #expect(read(scope + "/cgroup.procs") == "")
+            let cgroupFile = try #require(read("/proc/\(supervisor.pid)/cgroup"))
+            #expect(cgroupFile.split(separator: "\n").contains("0::/corral-test\(getpid())-scope/\(leaf)"))
+            // Seen from the moved supervisor, runs still go into the scope, beside the leaf.
+            let seen = CgroupHost(cgroupFile: cgroupFile, mountinfo: read("/proc/\(supervisor.pid)/mountinfo") ?? "",
+                                  supervisorPID: supervisor.pid)
+            #expect(seen.unified?.directory == scope)
+            #expect(seen.unified?.enabled == [controller])
+            // Enabled already: nothing to do, no error.
+            try RunCgroup.enableControllers([controller], in: scope, supervisor: supervisor.pid)
+
+            // A cgroup the supervisor shares with another process: not Corral's to rearrange.
+            let shared = "\(root)/corral-test\(getpid())-shared"
+            try CgroupFS.makeDirectory(shared)
+            defer { try? RunCgroup.removeTree(shared, timeout: 1) }
+            let (first, second) = (try Child(["/bin/sleep", "30"]), try Child(["/bin/sleep", "30"]))
+            defer { for child in [first, second] { Glibc.kill(child.pid, SIGKILL); _ = child.wait() } }
+            try CgroupFS.write(shared + "/cgroup.procs", String(first.pid))
+            try CgroupFS.write(shared + "/cgroup.procs", String(second.pid))
+            let error = try #require(throws: CorralError.self) {
+                try RunCgroup.enableControllers([controller], in: shared, supervisor: first.pid)
+            }
+            #expect(error.code == .kernelUnsupported)
+            #expect(error.errno == .resourceBusy)
+            #expect(error.message == "other processes share this cgroup (2 in cgroup.procs), so its controllers cannot "
+                    + "be enabled for the run (cgroup v2 no-internal-process rule)")
+            #expect(read(shared + "/cgroup.subtree_control") == "")
+            #expect(!FileManager.default.fileExists(atPath: "\(shared)/corral-\(first.pid)-supervisor"))
+            #expect(Set(CgroupFS.processIDs(read(shared + "/cgroup.procs") ?? "")) == [first.pid, second.pid])
+        }
+
+        // MARK: Cost
+
+        /// create (with limits) + attach + remove, the supervisor's per-run overhead. Prints the
+        /// medians; the bound only catches a pathological regression (e.g. a sleep in a loop).
+        @Test func costOfCreateAttachRemove() throws {
+            let limits = Real.can(CgroupTests.limits) ? CgroupTests.limits : CgroupLimits()
+            let child = try Child(["/bin/sleep", "30"])
+            let home = ((Real.host.unified.map { [$0] } ?? []) + Real.host.legacy.filter(\.writable)).map(\.directory)
+            var create: [Double] = [], attach: [Double] = [], remove: [Double] = []
+            for _ in 0..<40 {
+                let t0 = HostEnvironment.monotonicSeconds()
+                let group = try RunCgroup.create(limits: limits, host: Real.host)
+                let t1 = HostEnvironment.monotonicSeconds()
+                try group.attach(pid: child.pid)
+                let t2 = HostEnvironment.monotonicSeconds()
+                for directory in home { try? CgroupFS.write(directory + "/cgroup.procs", String(child.pid)) }
+                let t3 = HostEnvironment.monotonicSeconds()
+                try group.remove()
+                let t4 = HostEnvironment.monotonicSeconds()
+                create.append(t1 - t0); attach.append(t2 - t1); remove.append(t4 - t3)
+            }
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] * 1000 }
+            let total = median(create) + median(attach) + median(remove)
+            print("cgroup cost (ms, median of 40, \(Real.host.layout)): create \(median(create)) attach \(median(attach)) "
+                  + "remove \(median(remove))")
+            #expect(total < 50, "create + attach + remove took \(total) ms")
         }
 
         // MARK: Failure and leftovers

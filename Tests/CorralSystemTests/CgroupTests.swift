@@ -139,6 +139,8 @@ struct CgroupTests {
         if let unified = host.unified {
             #expect(FileManager.default.fileExists(atPath: unified.directory + "/cgroup.procs"))
         }
+        #expect(host.description.hasPrefix("cgroups: \(host.layout.summary)\n"))
+        print(host.description)
     }
 
     // MARK: - File formats on fake trees
