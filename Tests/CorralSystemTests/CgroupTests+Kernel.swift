@@ -54,9 +54,12 @@ extension CgroupTests {
         }
 
         deinit {
-            if process.isRunning {
-                Glibc.kill(pid, SIGKILL)
-                process.waitUntilExit()
+            guard process.isRunning else { return }
+            Glibc.kill(pid, SIGKILL)
+            // Bounded: a process left in a frozen v1 cgroup does not die until thawed, and a
+            // broken test must fail, not hang the run.
+            if !CgroupFS.wait(timeout: 5, until: { !process.isRunning }) {
+                Issue.record("child \(pid) survived SIGKILL for 5 s (left frozen?)")
             }
         }
 
@@ -72,8 +75,13 @@ extension CgroupTests {
             return String(decoding: bytes, as: UTF8.self)
         }
 
-        /// Waits for the end: the signal that ended it, or nil and the exit status.
-        func wait() -> (signal: Int32?, status: Int32) {
+        /// Waits for the end (at most `timeout` seconds: a broken test fails instead of hanging):
+        /// the signal that ended it, or nil and the exit status.
+        func wait(timeout: Double = 30) -> (signal: Int32?, status: Int32) {
+            guard CgroupFS.wait(timeout: timeout, until: { !process.isRunning }) else {
+                Issue.record("child \(pid) still running after \(timeout) s")
+                return (nil, -1)
+            }
             process.waitUntilExit()
             return process.terminationReason == .uncaughtSignal ? (process.terminationStatus, 0) : (nil, process.terminationStatus)
         }
@@ -247,7 +255,7 @@ extension CgroupTests {
 
         func freezeAndThaw(host: CgroupHost, version: Int) throws {
             let group = try RunCgroup.create(limits: CgroupLimits(), host: host)
-            defer { try? group.kill(); try? group.remove() }
+            defer { try? group.thaw(); try? group.kill(); try? group.remove() }
             let freezer = try #require(group.freezer)
             #expect(freezer.version == version)
             let child = try Child(["/bin/sh", "-c", "while :; do :; done"])
@@ -288,7 +296,7 @@ extension CgroupTests {
         func killForkingTree(host: CgroupHost, mechanism: String) throws {
             let limits = Real.can(CgroupLimits(maxProcesses: 1)) ? CgroupLimits(maxProcesses: 200) : CgroupLimits()
             let group = try RunCgroup.create(limits: limits, host: host)
-            defer { try? group.remove() }
+            defer { try? group.thaw(); try? group.remove() }
             #expect(group.enforcement.last == CgroupEnforcement(limit: "kill", mechanism: mechanism))
             let child = try Child(["/bin/sh", "-c", "read x; echo started; while :; do sleep 30 & done"])
             try group.attach(pid: child.pid)
