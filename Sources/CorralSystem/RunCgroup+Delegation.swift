@@ -23,11 +23,14 @@ extension RunCgroup {
     /// same supervisor, and concurrent ones, rely on them. The leaf is empty once the
     /// supervisor exits; ``removeStale(host:)`` deletes it.
     ///
-    /// - Parameter supervisor: the process to move (the caller's pid; tests pass another).
+    /// - Parameters:
+    ///   - supervisor: the process to move (the caller's pid; tests pass another).
+    ///   - mayMoveSupervisor: false refuses the move (the error then says why).
     /// - Throws: `CorralError` with `.kernelUnsupported` when a controller is not offered
     ///   to `directory` (not in its `cgroup.controllers`: the parent did not delegate it) or
     ///   other processes share it; `.setupFailed` for other failures.
-    static func enableControllers(_ controllers: Set<String>, in directory: String, supervisor: Int32) throws(CorralError) {
+    static func enableControllers(_ controllers: Set<String>, in directory: String, supervisor: Int32,
+                                  mayMoveSupervisor: Bool = true) throws(CorralError) {
         let subtree = directory + "/cgroup.subtree_control"
         let enabled = CgroupFS.controllerNames(CgroupFS.read(subtree) ?? "")
         let missing = controllers.subtracting(enabled).sorted()
@@ -51,10 +54,13 @@ extension RunCgroup {
                               hint: CgroupHints.hint(for: error))
         }
         let members = CgroupFS.processIDs(CgroupFS.read(directory + "/cgroup.procs") ?? "")
-        guard !members.isEmpty, members.allSatisfy({ $0 == supervisor }) else {
+        let alone = !members.isEmpty && members.allSatisfy { $0 == supervisor }
+        guard alone && mayMoveSupervisor else {
+            let why = alone ? "the supervisor would have to move into a leaf of its cgroup"
+                            : "other processes share this cgroup (\(members.count) in cgroup.procs)"
             throw CorralError(.kernelUnsupported, operation: "write `\(request)` to", path: subtree, errno: .resourceBusy,
-                              message: "other processes share this cgroup (\(members.count) in cgroup.procs), so its "
-                                  + "controllers cannot be enabled for the run (cgroup v2 no-internal-process rule)",
+                              message: why + ", so its controllers cannot be enabled for the run "
+                                  + "(cgroup v2 no-internal-process rule)",
                               hint: "start corral in a cgroup of its own: "
                                   + "`systemd-run --user --scope -p Delegate=yes corral …`")
         }

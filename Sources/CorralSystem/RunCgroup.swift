@@ -57,7 +57,9 @@ public final class RunCgroup: Sendable {
     /// is half-applied: when a step fails, the folders made so far are removed.
     ///
     /// On a v2 tree the controllers the limits need are first enabled in the supervisor's
-    /// cgroup (see ``enableControllers(_:in:supervisor:)`` for the no-internal-process rule).
+    /// cgroup (see ``enableControllers(_:in:supervisor:mayMoveSupervisor:)`` for the
+    /// no-internal-process rule); memory and pids accounting without a limit are enabled
+    /// only where that needs no move, else left out (``usage()`` then has nil there).
     ///
     /// - Throws: `CorralError` with code `.kernelUnsupported` when no cgroup hierarchy is
     ///   writable by this user, or a limit has no controller here (the caller may run
@@ -77,12 +79,16 @@ public final class RunCgroup: Sendable {
                               hint: CgroupHints.notWritable)
         }
         if let unified = plan.unified, !plan.v2Wanted.isEmpty {
-            do {
-                try enableControllers(plan.v2Wanted, in: unified.directory, supervisor: getpid())
-            } catch {
-                // Accounting alone is not worth failing the run for; limits are.
-                guard plan.v2Required.isEmpty else { throw error }
-                plan.withoutV2(plan.v2Wanted)
+            if !plan.v2Required.isEmpty {
+                try enableControllers(plan.v2Wanted, in: unified.directory, supervisor: getpid(), mayMoveSupervisor: true)
+            } else {
+                // Accounting alone is worth neither a failed run nor moving the caller's
+                // process into a leaf (a library user would not expect it).
+                do {
+                    try enableControllers(plan.v2Wanted, in: unified.directory, supervisor: getpid(), mayMoveSupervisor: false)
+                } catch {
+                    plan.withoutV2(plan.v2Wanted)
+                }
             }
         }
         let pid = getpid()

@@ -377,6 +377,15 @@ extension CgroupTests {
             let untouched = read(scope + "/cgroup.subtree_control")
             #expect(untouched == "")
 
+            // Accounting alone does not justify moving the caller: refused, nothing changed.
+            let refused = try #require(throws: CorralError.self) {
+                try RunCgroup.enableControllers([controller], in: scope, supervisor: supervisor.pid, mayMoveSupervisor: false)
+            }
+            #expect(refused.errno == .resourceBusy)
+            #expect(refused.message?.hasPrefix("the supervisor would have to move into a leaf of its cgroup") == true)
+            #expect(read(scope + "/cgroup.procs") == "\(supervisor.pid)\n")
+            #expect(read(scope + "/cgroup.subtree_control") == "")
+
             try RunCgroup.enableControllers([controller], in: scope, supervisor: supervisor.pid)
             #expect(read(scope + "/cgroup.subtree_control") == controller + "\n")
             let leaf = "corral-\(supervisor.pid)-supervisor"
