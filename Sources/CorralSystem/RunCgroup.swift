@@ -69,7 +69,8 @@ public final class RunCgroup: Sendable {
         try limits.validate()
         var plan = CgroupPlan(host: host, limits: limits)
         if let problem = plan.notWritable {
-            throw CorralError(.kernelUnsupported, operation: "create cgroup", path: host.unified?.directory,
+            throw CorralError(.kernelUnsupported, operation: "create cgroup",
+                              path: host.unified?.directory ?? host.legacy.first?.directory,
                               errno: .permissionDenied, message: problem, hint: CgroupHints.notWritable)
         }
         if !plan.unenforceable.isEmpty {
