@@ -1,17 +1,72 @@
 import CorralPlan
 import CorralSystem
 
-/// The run's cgroup as a `RunMeter`.
+/// The run's cgroup (`RunCgroup`) as the supervisor's `RunMeter`: limits written before the
+/// clone, init attached before "go", usage sampled while the run goes, the group frozen,
+/// killed and removed.
 final class CgroupMeter: RunMeter, @unchecked Sendable {
-    static func create(limits: Limits, goal: String) throws(CorralError) -> CgroupMeter {
-        throw CorralError(.kernelUnsupported, operation: "cgroup", message: "the cgroup backend is not built yet")
+    // @unchecked: `group` is Sendable and immutable here; nothing else is stored.
+    let group: RunCgroup
+    let mechanisms: [String: String]
+
+    private init(group: RunCgroup, mechanisms: [String: String]) {
+        self.group = group
+        self.mechanisms = mechanisms
     }
 
-    func attach(_ pid: Int32) throws(CorralError) {}
-    func sample() -> MeterSample { MeterSample() }
-    func freeze() -> Bool { false }
-    func thaw() {}
-    func killAll() {}
-    func finish() {}
-    var mechanisms: [String: String] { [:] }
+    /// Detects the host's cgroups, removes groups a killed supervisor left behind, and
+    /// creates this run's group with its limits.
+    static func create(limits: Limits, goal: String) throws(CorralError) -> CgroupMeter {
+        let host = CgroupHost.detect()
+        RunCgroup.removeStale(host: host)
+        let group = try RunCgroup.create(
+            limits: CgroupLimits(memoryBytes: limits.memory, maxProcesses: limits.processes.map(UInt64.init),
+                                 cpuQuota: limits.cpuQuota),
+            host: host)
+        var mechanisms: [String: String] = [:]
+        for entry in group.enforcement {
+            switch entry.limit {
+            case "cpu": mechanisms["cpu_quota"] = entry.mechanism
+            default: mechanisms[entry.limit] = entry.mechanism
+            }
+        }
+        if group.usage().cpuUserSeconds != nil {
+            mechanisms["cpu"] = "the run's cgroup CPU time, sampled every 50 ms"
+        }
+        return CgroupMeter(group: group, mechanisms: mechanisms)
+    }
+
+    func attach(_ pid: Int32) throws(CorralError) {
+        try group.attach(pid: pid)
+    }
+
+    func sample() -> MeterSample {
+        let usage = group.usage()
+        let cpu: Double? = switch (usage.cpuUserSeconds, usage.cpuSystemSeconds) {
+        case (let user?, let system?): user + system
+        case (let user?, nil): user
+        default: nil
+        }
+        return MeterSample(memoryBytes: usage.memoryCurrentBytes, memoryPeakBytes: usage.memoryPeakBytes,
+                           processes: usage.processesCurrent, processLimitHits: usage.processesLimitHits,
+                           oomKills: usage.oomKills, cpuSeconds: cpu)
+    }
+
+    func freeze() -> Bool {
+        (try? group.freeze()) != nil
+    }
+
+    func thaw() {
+        try? group.thaw()
+    }
+
+    func killAll() {
+        guard group.isPopulated else { return }
+        try? group.kill()  // the caller's SIGKILL to init backs this up
+    }
+
+    func finish() {
+        killAll()
+        try? group.remove()  // what is left is removed by the next run (removeStale)
+    }
 }

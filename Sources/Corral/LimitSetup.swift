@@ -23,7 +23,9 @@ struct LimitSetup {
             do throws(CorralError) {
                 setup.meter = try CgroupMeter.create(limits: limits, goal: goal)
             } catch {
-                meterProblem = error.description
+                // The error's own line (its hint is replaced by the one below).
+                meterProblem = String(error.description.split(separator: "\n").first ?? "")
+                    .replacingPrefix("corral: ", with: "")
             }
         }
         let mechanisms = setup.meter?.mechanisms ?? [:]
@@ -60,5 +62,11 @@ struct LimitSetup {
             setup.warnings.append("\(names) not enforced (limits.enforce: best-effort): \(why)")
         }
         return setup
+    }
+}
+
+extension String {
+    fileprivate func replacingPrefix(_ prefix: String, with replacement: String) -> String {
+        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
     }
 }

@@ -151,21 +151,10 @@ final class Supervisor {
             if sampling, now >= nextSample, let meter {
                 nextSample = now + Self.sampleInterval
                 let sample = meter.sample()
-                note(sample)
                 status.update(elapsed: now - launched, sample: sample)
-                if let cpuLimit, let cpu = sample.cpuSeconds, cpu > cpuLimit { control.end(.cpu); break loop }
-                if let oom = sample.oomKills, oom > 0 {
-                    control.events.emit(.limit) { $0.limit = "memory"; $0.detail = "OOM kill in the run's cgroup (\(oom))" }
-                    control.end(.memory)
+                if examine(sample, control: control, cpuLimit: cpuLimit, output: relay.total, seenLimitHits: &seenLimitHits) {
                     break loop
                 }
-                if let hits = sample.processLimitHits, hits > seenLimitHits {
-                    seenLimitHits = hits
-                    control.events.emit(.limit) { $0.limit = "processes"; $0.detail = "fork refused at the limit (\(hits) so far)" }
-                    if control.limitReached(.processes, count: hits) { break loop }
-                }
-                if control.sample(processes: sample.processes, memory: sample.memoryBytes, output: relay.total,
-                                  cpuSeconds: sample.cpuSeconds) { break loop }
             } else if !sampling, options.statusLine {
                 status.update(elapsed: now - launched, sample: nil)
             }
@@ -183,7 +172,15 @@ final class Supervisor {
             if relay.isActive, control.sample(processes: nil, memory: nil, output: relay.total, cpuSeconds: nil) {
                 break loop
             }
-            if ready.contains(process.pollDescriptor) { break loop }
+            if ready.contains(process.pollDescriptor) {
+                // The run ended on its own; what it did last still counts (a fork refused at
+                // the limit just before the end, an OOM kill that ended the command).
+                if let meter {
+                    _ = examine(meter.sample(), control: control, cpuLimit: cpuLimit, output: relay.total,
+                                seenLimitHits: &seenLimitHits)
+                }
+                break loop
+            }
             if let signals, ready.contains(signals.descriptor) {
                 while let signal = signals.next() {
                     if signal == 18 {  // SIGCONT: resumes a paused run; otherwise passed on
@@ -201,6 +198,28 @@ final class Supervisor {
                 }
             }
         }
+    }
+
+    /// Checks one resource sample against the limits and rules; true when the run is being ended.
+    private func examine(_ sample: MeterSample, control: RunControl, cpuLimit: Double?, output: UInt64,
+                         seenLimitHits: inout UInt64) -> Bool {
+        note(sample)
+        if let cpuLimit, let cpu = sample.cpuSeconds, cpu > cpuLimit {
+            control.end(.cpu)
+            return true
+        }
+        if let oom = sample.oomKills, oom > 0 {
+            control.events.emit(.limit) { $0.limit = "memory"; $0.detail = "OOM kill in the run's cgroup (\(oom))" }
+            control.end(.memory)
+            return true
+        }
+        if let hits = sample.processLimitHits, hits > seenLimitHits {
+            seenLimitHits = hits
+            control.events.emit(.limit) { $0.limit = "processes"; $0.detail = "fork refused at the limit (\(hits) so far)" }
+            if control.limitReached(.processes, count: hits) { return true }
+        }
+        return control.sample(processes: sample.processes, memory: sample.memoryBytes, output: output,
+                              cpuSeconds: sample.cpuSeconds)
     }
 
     private func note(_ sample: MeterSample) {

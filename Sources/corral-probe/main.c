@@ -63,6 +63,7 @@ static const struct command commands[] = {
     {"alloc",          1, 1,  "MIB",                cmd_alloc},
     {"fork-many",      1, 1,  "N",                  cmd_fork_many},
     {"ignore-term",    1, 1,  "SECONDS",            cmd_ignore_term},
+    {"connect-many",   3, 3,  "N HOST PORT",        cmd_connect_many},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -86,5 +86,6 @@ void cmd_spin(int, char **);
 void cmd_alloc(int, char **);
 void cmd_fork_many(int, char **);
 void cmd_ignore_term(int, char **);
+void cmd_connect_many(int, char **);
 
 #endif

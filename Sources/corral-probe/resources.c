@@ -5,6 +5,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "probe.h"
 
@@ -117,4 +120,24 @@ void cmd_ignore_term(int argc, char **argv)
     fflush(stdout);
     sleep((unsigned)atoi(argv[0]));
     puts("ok");
+}
+
+/* connect-many N HOST PORT: N TCP connects (each on a fresh socket); prints
+ * `attempts=K errno=ENAME` with the errno of the last attempt (K < N when stopped early). */
+void cmd_connect_many(int argc, char **argv)
+{
+    (void)argc;
+    int want = atoi(argv[0]), attempts = 0, err = 0;
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)atoi(argv[2]));
+    inet_pton(AF_INET, argv[1], &sin.sin_addr);
+    for (; attempts < want; attempts++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) { err = errno; break; }
+        err = connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0 ? 0 : errno;
+        close(fd);
+    }
+    printf("attempts=%d errno=%s\n", attempts, err ? errname(err) : "none");
 }

@@ -20,8 +20,9 @@ struct Probe: ParsableCommand {
         print("seccomp: filters yes; kill-process \(report.seccompKillProcess ? "yes" : "no"); "
               + "user notification \(facts.seccompUserNotification ? "yes" : "no")")
         print("capabilities: last cap \(report.capLastCap)")
-        let controllers = report.cgroupControllers.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        print("cgroups: \(report.cgroupVersion); " + controllers.joined(separator: " "))
+        // Which hierarchies, whether this user may make run groups, and how each limit would
+        // be enforced (or why not).
+        print(CgroupHost.detect().description)
         print("overlayfs: \(report.overlayfs ? "yes" : "no")")
         print("dynamic loaders: " + facts.dynamicLoaders.joined(separator: " "))
     }

@@ -10,6 +10,12 @@ enum HostSupport {
     /// The Landlock ABI this kernel offers, 0 without Landlock.
     static let landlockABI = HostProbe().facts().landlockABI
     static let hasLandlock = landlockABI > 0
+    /// Why run cgroups cannot be made here (nil: root can make them).
+    static let runCgroupsUnavailable: String? = {
+        guard isRoot else { return "cgroup limits need root on this host (no delegated cgroup)" }
+        let host = CgroupHost.detect()
+        return host.description.contains("run groups: unavailable") ? "this host offers no writable cgroup" : nil
+    }()
 
     /// Why no user namespace can be created at all, or nil.
     static let userNamespacesOff: String? = {
