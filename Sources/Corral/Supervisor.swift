@@ -114,8 +114,12 @@ final class Supervisor {
             path.hasPrefix("/") ? path : (workdir == "/" ? "/" : workdir + "/") + path
         }
         let execPatterns = profile.filesystem.exec.map(\.path)
-        let writeRoots = profile.filesystem.write.map(\.path) + ["/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full",
-                                                                 "/dev/tty", "/dev/pts", "/proc/self/fd"]
+        // Where a write could land, as the mount table decides it: the deepest declared entry
+        // enclosing the path wins (a read bind inside the private /tmp is read-only).
+        let fs = profile.filesystem
+        let roots: [(path: String, writable: Bool)] =
+            fs.write.map { ($0.path, true) } + fs.read.map { ($0.path, false) } + fs.deny.map { ($0.path, false) }
+            + ["/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pts"].map { ($0, true) }
         return MonitorEngine(
             rules: plan.monitor,
             execAllowed: { path in
@@ -124,7 +128,9 @@ final class Supervisor {
             },
             writeAllowed: { path in
                 let full = absolute(path)
-                return writeRoots.contains { PlanCompiler.isBeneath(full, $0) }
+                let deepest = roots.filter { PlanCompiler.isBeneath(full, $0.path) }
+                    .max { PlanCompiler.depth($0.path) < PlanCompiler.depth($1.path) }
+                return deepest?.writable ?? false
             })
     }
 

@@ -92,7 +92,7 @@ public enum PlanCompiler {
         root == "/" || path == root || path.hasPrefix(root + "/")
     }
 
-    static func depth(_ path: String) -> Int {
+    public static func depth(_ path: String) -> Int {
         path == "/" ? 0 : path.split(separator: "/").count
     }
 

@@ -223,4 +223,47 @@ struct MonitorTests {
             #expect(lines.map(\.type).contains("rule"))
         }
     }
+
+    @Test("write-outside-declared sees a write attempt the mount layer refuses; writes inside pass", arguments: RunAs.allCases)
+    func writeOutsideDeclared(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let out = try sandbox.makeFolder("out", ownedByRunner: true)
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.write = [out]
+            manifest.monitor = ["{ id: stray-write, when: write-outside-declared, then: alert }"]
+            let path = try sandbox.write(manifest)
+            let inside = sandbox.scratch + "/inside.json", outside = sandbox.scratch + "/outside.json"
+
+            let allowed = try await sandbox.run(path, [sandbox.probe, "write", out + "/result.txt", "x"], report: inside)
+            expectProbe(allowed, printed: "write \(out)/result.txt ok")
+            #expect(try LimitsReport.read(inside).rulesFired.isEmpty)
+
+            let refused = try await sandbox.run(path, [sandbox.probe, "write", sandbox.root + "/planted.txt", "x"],
+                                                report: outside)
+            // The mount layer is the barrier; the rule observes.
+            expectProbe(refused, printed: "write \(sandbox.root)/planted.txt errno=EROFS")
+            let fields = try LimitsReport.read(outside)
+            #expect(fields.rulesFired.map(\.detail) == ["openat of \(sandbox.root)/planted.txt, outside filesystem.write"])
+            #expect(fields.verdict == "clean", "alert does not end the run")
+        }
+    }
+
+    /// On a terminal, a run longer than a second shows a live status line on stderr, cleared
+    /// at the end; `--quiet` has none. `script` gives corral a pseudo-terminal.
+    @Test("a live status line on a terminal, none with --quiet")
+    func statusLine() async throws {
+        try await withSandbox(.root) { sandbox in
+            let path = try sandbox.write(Manifest(sandbox: sandbox))
+            func underTerminal(_ extra: [String]) async throws -> String {
+                let line = ([Products.corral, "run"] + extra + ["--profile", path, "--", sandbox.probe, "sleep", "1.6"])
+                    .joined(separator: " ")
+                return try await sandbox.command(["/usr/bin/script", "-qec", line, "/dev/null"]).stdout
+            }
+            let shown = try await underTerminal([])
+            #expect(shown.contains("\r\u{1B}[2Kcorral: 1s"), "\(shown.debugDescription)")
+            #expect(shown.hasSuffix("\r\u{1B}[2K"), "the line is cleared at the end: \(shown.debugDescription)")
+            let quiet = try await underTerminal(["--quiet"])
+            #expect(!quiet.contains("corral: "), "\(quiet.debugDescription)")
+        }
+    }
 }
