@@ -76,8 +76,9 @@ public enum Corral {
                               hint: error == .noSuchFileOrDirectory ? "bundled profiles live in profiles/" : nil)
         }
         let absolute = path.hasPrefix("/") ? path : HostEnvironment.currentDirectory() + "/" + path
-        let directory = absolute.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-            .joined(separator: "/")
+        // The folder: everything before the last "/" (string slicing, not split/joined, whose
+        // generic metadata is instantiated at run time on this launch-critical path).
+        let directory = absolute.lastIndex(of: "/").map { String(absolute[..<$0]) } ?? ""
         let text = String(decoding: bytes, as: UTF8.self)
         do {
             let profile = try ProfileLoader.load(contents: text, file: path, directory: directory.isEmpty ? "/" : directory,

@@ -2,10 +2,12 @@
 /// the plan's business, so `a/link/..` is resolved as text, exactly as written.
 enum PathText {
     /// Characters that make an `exec` entry a pattern.
-    static let globCharacters: Set<Character> = ["*", "?", "["]
+    static func isGlobCharacter(_ character: Character) -> Bool {
+        character == "*" || character == "?" || character == "["
+    }
 
     static func containsGlob(_ text: String) -> Bool {
-        text.contains { globCharacters.contains($0) }
+        text.contains(where: isGlobCharacter)
     }
 
     /// Joins `path` to `directory` unless it is absolute, then normalises.
@@ -27,7 +29,12 @@ enum PathText {
                 components.append(component)
             }
         }
-        return "/" + components.joined(separator: "/")
+        var result = ""
+        for component in components {
+            result += "/"
+            result.append(contentsOf: component)
+        }
+        return result.isEmpty ? "/" : result
     }
 
     /// True when `path` is `ancestor` or lies inside it. Both must be normalised.
@@ -38,7 +45,7 @@ enum PathText {
     /// The deepest folder every match of `pattern` lies in: the complete components before the
     /// first glob character. `/usr/bin/python3*` gives `/usr/bin`; a literal path gives itself.
     static func literalFolder(of pattern: String) -> String {
-        guard let firstGlob = pattern.firstIndex(where: { globCharacters.contains($0) }) else {
+        guard let firstGlob = pattern.firstIndex(where: isGlobCharacter) else {
             return pattern
         }
         let prefix = pattern[..<firstGlob]

@@ -123,17 +123,18 @@ public enum Materializer {
         // folder the caller can write is one some sandbox may write, and a planted filter is
         // an escape.)
         final class Compiled: @unchecked Sendable {  // written by the compiling thread before join
-            var programs: Result<[SeccompProgram], CorralError> = .success([])
+            var programs: [SeccompProgram] = []
+            var failure: CorralError?
             var watch: (program: SeccompProgram, syscalls: [Int32: String])?
         }
         let compiled = Compiled()
         let seccomp = plan.seccomp
         let compiling = HostEnvironment.startJoinableThread {
             do throws(CorralError) {
-                compiled.programs = .success(try SeccompCompiler.compile(seccomp))
+                compiled.programs = try SeccompCompiler.compile(seccomp)
                 compiled.watch = try SeccompCompiler.compileWatch(seccomp)
             } catch {
-                compiled.programs = .failure(error)
+                compiled.failure = error
             }
         }
         defer { HostEnvironment.join(compiling) }
@@ -143,7 +144,8 @@ public enum Materializer {
         prepared.skipped = paths.skipped
         prepareCommand(plan, environment: environment, into: prepared)
         HostEnvironment.join(compiling)
-        prepared.seccompPrograms = try compiled.programs.get()
+        if let failure = compiled.failure { throw failure }
+        prepared.seccompPrograms = compiled.programs
         prepared.watchProgram = compiled.watch?.program
         prepared.watchedSyscalls = compiled.watch?.syscalls ?? [:]
         return prepared
@@ -173,7 +175,8 @@ public enum Materializer {
             var prefix = ""
             let parts = path.split(separator: "/").dropLast()
             for part in parts {
-                prefix += "/" + part
+                prefix.append("/")
+                prefix.append(contentsOf: part)
                 if ownFolders.contains(prefix) || insideHostTree(prefix) { continue }
                 if hostTrees.contains(prefix) { continue }
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MKDIR, flags: 0, mode: 0o755, target: rel(prefix)))
