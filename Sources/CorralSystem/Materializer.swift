@@ -129,7 +129,7 @@ public enum Materializer {
         }
         let compiled = Compiled()
         let seccomp = plan.seccomp
-        let compiling = HostEnvironment.startJoinableThread {
+        let compile = { @Sendable in
             do throws(CorralError) {
                 compiled.programs = try SeccompCompiler.compile(seccomp)
                 compiled.watch = try SeccompCompiler.compileWatch(seccomp)
@@ -137,13 +137,19 @@ public enum Materializer {
                 compiled.failure = error
             }
         }
-        defer { HostEnvironment.join(compiling) }
+        // The default policy's programs come precompiled: loading them costs less than
+        // starting a thread, so only a real libseccomp compile gets the second core.
+        let precompiled = seccomp.manifestAllows.isEmpty && seccomp.manifestDenials.isEmpty && seccomp.watched.isEmpty
+            && seccomp.base == .default
+        let compiling = precompiled ? nil : HostEnvironment.startJoinableThread(compile)
+        if precompiled { compile() }
+        defer { if let compiling { HostEnvironment.join(compiling) } }
         let paths = DeclaredPathResolver(writeRoots: writeRoots(of: plan))
         try prepareMounts(plan, hiddenPaths: hiddenPaths, paths: paths, into: prepared)
         if plan.landlock.abi >= 1 { try prepareLandlock(plan, paths: paths, into: prepared) }
         prepared.skipped = paths.skipped
         prepareCommand(plan, environment: environment, into: prepared)
-        HostEnvironment.join(compiling)
+        if let compiling { HostEnvironment.join(compiling) }
         if let failure = compiled.failure { throw failure }
         prepared.seccompPrograms = compiled.programs
         prepared.watchProgram = compiled.watch?.program
