@@ -103,10 +103,10 @@ struct LibraryTests {
     @Test func concurrentRunsShareNoPlanMemory() async throws {
         try await withSandbox(.root) { sandbox in
             let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
-            let options = RunOptions(command: [sandbox.probe, "sleep", "2"], environment: ["TOKEN": "secret"])
+            let options = RunOptions(command: [sandbox.probe, "sleep", "4"], environment: ["TOKEN": "secret"])
             async let first = Corral.run(loaded, options: options)
             async let second = Corral.run(loaded, options: options)
-            try await Task.sleep(for: .milliseconds(700))
+            usleep(700_000)  // blocking: a Task.sleep may resume seconds late under the parallel runner
             let me = getpid()
             let inits = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
                 guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
