@@ -96,7 +96,7 @@ struct ManifestReader {
             throw typeMismatch(field, expected: expected, hint: hint)
         }
         var entries: [MappingEntry] = []
-        var firstLine: [String: Int] = [:]
+        entries.reserveCapacity(mapping.count)
         for (keyNode, valueNode) in mapping {
             let keyLine = keyNode.mark?.line ?? field.line
             guard case .scalar(let keyScalar) = keyNode else {
@@ -105,12 +105,13 @@ struct ManifestReader {
             }
             let key = keyScalar.string
             let value = field.child(key, node: valueNode, keyLine: keyLine)
-            if let first = firstLine[key] {
+            // A manifest's mappings have a handful of keys: a linear scan beats a dictionary
+            // (whose generic storage is set up at run time, on the launch path).
+            if let first = entries.first(where: { $0.key == key }) {
                 throw error(line: keyLine, keyPath: value.keyPath,
-                            "duplicate key `\(key)`; it is first given on line \(first)",
+                            "duplicate key `\(key)`; it is first given on line \(first.keyLine)",
                             hint: "give each key once")
             }
-            firstLine[key] = keyLine
             entries.append(MappingEntry(key: key, keyLine: keyLine, value: value))
         }
         return entries

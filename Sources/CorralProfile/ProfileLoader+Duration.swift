@@ -25,7 +25,7 @@ extension ProfileLoader {
             let unitStart = index
             while index < scalars.count, ("a"..."z").contains(scalars[index]) { index += 1 }
             guard unitStart > digitsStart,
-                  let unit = DurationUnit(String(String.UnicodeScalarView(scalars[unitStart..<index]))),
+                  let unit = DurationUnit(scalars[unitStart..<index]),
                   unit.rank < previousRank
             else { return nil }
             previousRank = unit.rank
@@ -47,12 +47,12 @@ private struct DurationUnit {
     var rank: Int
     var milliseconds: Int64
 
-    init?(_ name: String) {
-        switch name {
-        case "h": (rank, milliseconds) = (3, 3_600_000)
-        case "m": (rank, milliseconds) = (2, 60_000)
-        case "s": (rank, milliseconds) = (1, 1000)
-        case "ms": (rank, milliseconds) = (0, 1)
+    init?(_ name: ArraySlice<Unicode.Scalar>) {
+        switch (name.first, name.count) {
+        case ("h", 1): (rank, milliseconds) = (3, 3_600_000)
+        case ("m", 1): (rank, milliseconds) = (2, 60_000)
+        case ("s", 1): (rank, milliseconds) = (1, 1000)
+        case ("m", 2) where name.last == "s": (rank, milliseconds) = (0, 1)
         default: return nil
         }
     }
