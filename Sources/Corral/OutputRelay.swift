@@ -13,6 +13,10 @@ final class OutputRelay {
     private(set) var counts: [UInt64] = [0, 0]
     private(set) var total: UInt64 = 0
     private var open: [Bool] = [true, true]
+    /// Read but not yet written: the destination was not ready. While a stream has pending
+    /// bytes it is not read (the command blocks on a full pipe), and the supervisor never
+    /// blocks on a slow or stopped reader (a terminal with output suspended, a stalled pipe).
+    private var pending: [[UInt8]] = [[], []]
     /// What the child gets as its 0, 1, 2.
     let childStdio: [Int32]
 
@@ -32,26 +36,55 @@ final class OutputRelay {
     var isActive: Bool { !pipes.isEmpty }
 
     var pollDescriptors: [Int32] {
-        pipes.indices.filter { open[$0] }.map { pipes[$0].readDescriptor }
+        pipes.indices.filter { open[$0] && pending[$0].isEmpty }.map { pipes[$0].readDescriptor }
     }
+
+    /// Whether bytes wait for a destination to become writable (poll again soon).
+    var hasPending: Bool { pending.contains { !$0.isEmpty } }
 
     /// The child holds its copies now; the supervisor's would keep the pipes from ever ending.
     func childHasItsEnds() {
         for pipe in pipes { pipe.closeWriteEnd() }
     }
 
-    /// Moves what is ready on `ready` descriptors.
+    /// Writes what it can without blocking, then reads what is ready on `ready` descriptors.
     func pump(_ ready: [Int32]) -> Pumped {
-        for (index, pipe) in pipes.enumerated() where open[index] && ready.contains(pipe.readDescriptor) {
+        for index in pipes.indices { flush(index) }
+        for (index, pipe) in pipes.enumerated() where open[index] && pending[index].isEmpty
+            && ready.contains(pipe.readDescriptor) {
             if move(index) == .capReached { return .capReached }
+            flush(index)
         }
         return .ok
     }
 
-    /// After the run: what is left in the pipes (every writer is gone, so this ends).
+    /// After the run: what is left in the pipes (every writer is gone, so reads end), written
+    /// out with a bounded wait for a reader that has stalled.
     func drain() {
-        for index in pipes.indices where open[index] {
-            while open[index], move(index) == .ok, pipes[index].readAvailable(limit: 0) != nil {}
+        for index in pipes.indices {
+            var patience = 20  // × 50 ms for a stalled reader, then the rest is dropped
+            while true {
+                flush(index, waitMilliseconds: 50)
+                if !pending[index].isEmpty {
+                    patience -= 1
+                    if patience == 0 { break }
+                    continue
+                }
+                guard open[index], move(index) == .ok else { break }
+                if pending[index].isEmpty && open[index] { break }  // nothing more to read
+            }
+        }
+    }
+
+    /// Writes pending bytes while the destination takes them, 4 KiB (PIPE_BUF) at a time.
+    private func flush(_ index: Int, waitMilliseconds: Int32 = 0) {
+        while !pending[index].isEmpty, HostEnvironment.isWritable(destinations[index], waitMilliseconds: waitMilliseconds) {
+            let chunk = pending[index].prefix(4096)
+            guard HostEnvironment.writeAll(destinations[index], chunk) else {
+                pending[index] = []  // the reader is gone: nothing will take these bytes
+                return
+            }
+            pending[index].removeFirst(chunk.count)
         }
     }
 
@@ -66,11 +99,11 @@ final class OutputRelay {
         total += UInt64(bytes.count)
         if let cap, total > cap {
             let allowed = Int(cap > before ? cap - before : 0)
-            if allowed > 0 { HostEnvironment.writeAll(destinations[index], bytes.prefix(allowed)) }
+            pending[index] += bytes.prefix(allowed)
             open = [false, false]
             return .capReached
         }
-        HostEnvironment.writeAll(destinations[index], bytes)
+        pending[index] += bytes
         return .ok
     }
 }
@@ -91,12 +124,15 @@ struct StatusLine {
         if let cpu = sample?.cpuSeconds { parts.append("cpu \(MonitorEngine.seconds(cpu))") }
         if let memory = sample?.memoryBytes { parts.append("mem \(memory >> 20)MiB") }
         if let processes = sample?.processes { parts.append("\(processes) procs") }
+        // Only when the terminal takes it now: a command can suspend the terminal's output,
+        // and the supervisor must not stop with it.
+        guard HostEnvironment.isWritable(2, waitMilliseconds: 0) else { return }
         HostEnvironment.writeStandardError("\r\u{1B}[2Kcorral: " + parts.joined(separator: " · "))
         drawn = true
     }
 
     mutating func clear() {
-        if drawn { HostEnvironment.writeStandardError("\r\u{1B}[2K") }
+        if drawn, HostEnvironment.isWritable(2, waitMilliseconds: 100) { HostEnvironment.writeStandardError("\r\u{1B}[2K") }
         drawn = false
     }
 }

@@ -48,8 +48,14 @@ final class Supervisor {
         // ~0.8 ms of kernel time) on the other core while this thread compiles the plan,
         // resolves paths, builds the Landlock ruleset and loads the seccomp programs.
         let ids = HostEnvironment.effectiveIDs
-        let pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid),
-                                         stdio: relay.childStdio)
+        var stdio = relay.childStdio
+        let readOnlyStdin = stdio[0] < 0 ? HostEnvironment.readOnlyTerminal(0) : nil
+        if let readOnlyStdin { stdio[0] = readOnlyStdin }
+        let pending: PendingLaunch
+        do {
+            defer { if let readOnlyStdin { HostEnvironment.close(readOnlyStdin) } }
+            pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid), stdio: stdio)
+        }
         relay.childHasItsEnds()
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
@@ -168,6 +174,7 @@ final class Supervisor {
             if let wallDeadline { timeout = min(timeout, wallDeadline - now) }
             if let graceDeadline { timeout = min(timeout, graceDeadline - now) }
             if sampling { timeout = min(timeout, nextSample - now) }
+            if relay.hasPending { timeout = min(timeout, 0.01) }
             let descriptors = [process.pollDescriptor] + relay.pollDescriptors + (signals.map { [$0.descriptor] } ?? [])
             let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
             if relay.pump(ready) == .capReached {

@@ -146,6 +146,8 @@ public enum ArgumentRules {
         ArgumentRule("ioctl", [Comparison(argument: 1, mask: low32, equals: 0x541C)], note: "TIOCLINUX drives the console"),
         ArgumentRule("ioctl", [Comparison(argument: 1, mask: low32, equals: 0x5423)],
                      note: "TIOCSETD loads line disciplines, old kernel attack surface"),
+        ArgumentRule("ioctl", [Comparison(argument: 1, mask: low32, equals: 0x540A)],
+                     note: "TCXONC (tcflow) suspends the shared terminal's output, and with it the supervisor"),
     ]
 
     /// Set-user-ID and set-group-ID bits on files the sandbox creates or changes. A run whose

@@ -22,12 +22,38 @@ public enum HostEnvironment {
         }
     }
 
-    /// Creates (or truncates) `path` for writing, 0644, close-on-exec; the descriptor stays
-    /// open for the life of the process.
-    public static func createFile(_ path: String, operation: String) throws(CorralError) -> Int32 {
-        let fd = unsafe Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CorralError(.supervisionFailed, operation: operation, path: path, errno: Errno(rawValue: Glibc.errno)) }
+    /// Creates (or truncates) an output file of Corral's own (report, events) before the run,
+    /// so what the run does cannot redirect it: the last component must not be a symlink
+    /// (O_NOFOLLOW), and the file must not lie inside a folder the sandbox may write
+    /// (`sandboxWritable`, canonical paths), where a planted symlink or rename could aim the
+    /// supervisor's write at any file its user may write. The descriptor stays open.
+    public static func createOutputFile(_ path: String, operation: String, key: String,
+                                        sandboxWritable: [String]) throws(CorralError) -> Int32 {
+        let absolute = path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+        let parent = absolute.lastIndex(of: "/").map { String(absolute[..<$0]) } ?? "/"
+        let canonicalParent = realPath(parent.isEmpty ? "/" : parent) ?? parent
+        for root in sandboxWritable {
+            let canonicalRoot = realPath(root) ?? root
+            if canonicalParent == canonicalRoot || canonicalParent.hasPrefix(canonicalRoot + "/") {
+                throw CorralError(.profileInvalid, operation: operation, path: path,
+                                  message: "it lies inside \(root), which the sandbox may write",
+                                  hint: "write the \(key) outside the profile's filesystem.write paths")
+            }
+        }
+        let fd = unsafe Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            let error = Errno(rawValue: Glibc.errno)
+            throw CorralError(.supervisionFailed, operation: operation, path: path, errno: error,
+                              hint: error == .tooManySymbolicLinkLevels ? "the \(key) path is a symlink; name the file itself" : nil)
+        }
         return fd
+    }
+
+    /// realpath(3); nil when the path does not resolve.
+    public static func realPath(_ path: String) -> String? {
+        guard let resolved = unsafe Glibc.realpath(path, nil) else { return nil }
+        defer { unsafe free(resolved) }
+        return unsafe String(cString: resolved)
     }
 
     /// Writes `bytes` to `path` (created 0644, truncated).
@@ -47,6 +73,30 @@ public enum HostEnvironment {
     /// could plant. A crash then simply dumps core (or not), as for a C program.
     public static func defaultCrashSignals() {
         for signal in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT] { _ = Glibc.signal(signal, SIG_DFL) }
+        // A reader that goes away (`corral run --events - | head`) must not kill the
+        // supervisor before it has ended the run and written the report: EPIPE instead.
+        _ = Glibc.signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Writes all of `bytes` to an output file of Corral's own.
+    public static func writeOutput(_ descriptor: Int32, _ bytes: [UInt8], operation: String,
+                                   path: String) throws(CorralError) {
+        do { try FileDescriptor(rawValue: descriptor).writeFully(bytes) } catch {
+            throw CorralError(.supervisionFailed, operation: operation, path: path, errno: error)
+        }
+    }
+
+    public static func close(_ descriptor: Int32) {
+        _ = Glibc.close(descriptor)
+    }
+
+    /// A read-only descriptor for the terminal on `descriptor`, when it is one; nil otherwise.
+    /// The command's stdin then cannot be written to (the caller's terminal is opened
+    /// read-write, which would let a command write around `limits.output`).
+    public static func readOnlyTerminal(_ descriptor: Int32) -> Int32? {
+        guard isatty(descriptor) == 1 else { return nil }
+        let fd = unsafe Glibc.open("/proc/self/fd/\(descriptor)", O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        return fd >= 0 ? fd : nil
     }
 
     /// The effective user and group ids (what the sandbox's id maps map).

@@ -55,6 +55,14 @@ extension HostEnvironment {
         (try? FileDescriptor(rawValue: descriptor).writeFully(Array(bytes))) != nil
     }
 
+    /// Whether a write to `descriptor` would not block now (POLLOUT), waiting at most
+    /// `waitMilliseconds`.
+    public static func isWritable(_ descriptor: Int32, waitMilliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        let rc = unsafe poll(&entry, 1, waitMilliseconds)
+        return rc == 1 && entry.revents & Int16(POLLOUT) != 0
+    }
+
     public static func isTerminal(_ descriptor: Int32) -> Bool {
         isatty(descriptor) == 1
     }

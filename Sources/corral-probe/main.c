@@ -64,6 +64,9 @@ static const struct command commands[] = {
     {"fork-many",      1, 1,  "N",                  cmd_fork_many},
     {"ignore-term",    1, 1,  "SECONDS",            cmd_ignore_term},
     {"connect-many",   3, 3,  "N HOST PORT",        cmd_connect_many},
+    {"flood-buffered", 1, 1,  "BYTES",              cmd_flood_buffered},
+    {"write-fd",       2, 2,  "FD TEXT",            cmd_write_fd},
+    {"tcxonc",         0, 0,  "",                   cmd_tcxonc},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

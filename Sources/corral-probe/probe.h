@@ -87,5 +87,8 @@ void cmd_alloc(int, char **);
 void cmd_fork_many(int, char **);
 void cmd_ignore_term(int, char **);
 void cmd_connect_many(int, char **);
+void cmd_flood_buffered(int, char **);
+void cmd_write_fd(int, char **);
+void cmd_tcxonc(int, char **);
 
 #endif

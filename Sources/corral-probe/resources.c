@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -140,4 +142,28 @@ void cmd_connect_many(int argc, char **argv)
         close(fd);
     }
     printf("attempts=%d errno=%s\n", attempts, err ? errname(err) : "none");
+}
+
+/* flood-buffered BYTES: like flood, after growing stdout's pipe to 1 MiB, so the bytes are
+ * still in the pipe when the probe exits. */
+void cmd_flood_buffered(int argc, char **argv)
+{
+    (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
+    cmd_flood(argc, argv);
+}
+
+/* write-fd FD TEXT: writes TEXT to descriptor FD; prints `ok` or `errno=ENAME` on stderr
+ * (stdout may be the descriptor written). */
+void cmd_write_fd(int argc, char **argv)
+{
+    (void)argc;
+    ssize_t n = write(atoi(argv[0]), argv[1], strlen(argv[1]));
+    fprintf(stderr, "%s\n", n < 0 ? errname(errno) : "ok");
+}
+
+/* tcxonc: tcflow(0, TCOOFF) through ioctl TCXONC; prints `ok` or `errno=ENAME`. */
+void cmd_tcxonc(int argc, char **argv)
+{
+    (void)argc; (void)argv;
+    report(ioctl(0, TCXONC, TCOOFF) == 0 ? 0 : errno, "tcxonc");
 }

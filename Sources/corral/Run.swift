@@ -51,8 +51,14 @@ struct Run: ParsableCommand {
         Corral.blockForwardedSignals(forwarded)
         let result: RunResult
         var eventFile: Int32?
+        var reportFile: Int32?
         do throws(CorralError) {
             let loaded = try Corral.loadProfile(at: invocation.profile)
+            let writable = loaded.profile.filesystem.write.map(\.path)
+            if let report = invocation.report {
+                reportFile = try HostEnvironment.createOutputFile(report, operation: "open report file", key: "report",
+                                                                  sandboxWritable: writable)
+            }
             var runOptions = RunOptions(command: invocation.command, environment: HostEnvironment.environment())
             runOptions.forwardSignals = forwarded
             runOptions.includeDigests = invocation.report != nil
@@ -60,19 +66,18 @@ struct Run: ParsableCommand {
             runOptions.gracePeriod = invocation.grace
             runOptions.statusLine = !invocation.quiet && HostEnvironment.isTerminal(2)
             if let events = invocation.events {
-                eventFile = events == "-" ? 1 : try HostEnvironment.createFile(events, operation: "open events file")
+                eventFile = events == "-" ? 1 : try HostEnvironment.createOutputFile(
+                    events, operation: "open events file", key: "events file", sandboxWritable: writable)
                 runOptions.eventDescriptor = eventFile
             }
             result = try Corral.runBlocking(loaded, options: runOptions)
         } catch {
             return fail(error).rawValue
         }
-        if let report = invocation.report {
+        if let report = invocation.report, let reportFile {
             do throws(CorralError) {
                 let json = try result.report.jsonData()
-                do { try HostEnvironment.writeFile(report, json) } catch {
-                    throw CorralError(.supervisionFailed, operation: "write report", path: report, errno: error)
-                }
+                try HostEnvironment.writeOutput(reportFile, json, operation: "write report", path: report)
             } catch {
                 return fail(error).rawValue
             }
