@@ -86,6 +86,10 @@ public enum HostEnvironment {
         }
     }
 
+    public static func removeFile(_ path: String) {
+        _ = unsafe unlink(path)
+    }
+
     public static func close(_ descriptor: Int32) {
         _ = Glibc.close(descriptor)
     }

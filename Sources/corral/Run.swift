@@ -72,6 +72,8 @@ struct Run: ParsableCommand {
             }
             result = try Corral.runBlocking(loaded, options: runOptions)
         } catch {
+            // No run, no report: the file opened for it goes (its folder is not the sandbox's).
+            if reportFile != nil, let report = invocation.report { HostEnvironment.removeFile(report) }
             return fail(error).rawValue
         }
         if let report = invocation.report, let reportFile {
