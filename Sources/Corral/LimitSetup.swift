@@ -48,10 +48,21 @@ struct LimitSetup {
         if let files = limits.openFiles { record("open_files", "\(files)", "rlimit RLIMIT_NOFILE") }
         if let size = limits.fileSize { record("file_size", Limits.format(bytes: size), "rlimit RLIMIT_FSIZE") }
         if let output = limits.output { record("output", Limits.format(bytes: output), "supervisor (stdout and stderr relayed)") }
+        // Rules on resources read the run's cgroup: without one they could never fire.
+        for rule in monitor {
+            switch rule.condition {
+            case .processesAbove, .memoryAbove, .cpuAbove, .limitReached:
+                record("monitor \(rule.id)", "\(rule.condition)",
+                       setup.meter == nil ? nil : "the run's cgroup, sampled every 50 ms")
+            default:
+                continue
+            }
+        }
 
         let missing = setup.limits.filter { $0.mechanism == nil }
         if !missing.isEmpty {
-            let names = missing.map { "limits.\($0.limit)" }.joined(separator: ", ")
+            let names = missing.map { $0.limit.hasPrefix("monitor ") ? "rule " + $0.limit.dropFirst(8) : "limits.\($0.limit)" }
+                .joined(separator: ", ")
             let why = missing[0].notEnforced ?? ""
             if limits.enforce == .required {
                 setup.meter?.finish()

@@ -14,6 +14,8 @@ struct MonitorEngine {
         var syscall: String
         /// The path it names (exec target, opened or removed file), when it names one.
         var path: String?
+        /// The paths it would create or change (rename: both names; link, symlink: the new one).
+        var writtenPaths: [String] = []
         /// Whether it creates, writes, removes or renames (open with a write flag, unlink…).
         var writes: Bool
     }
@@ -46,6 +48,11 @@ struct MonitorEngine {
         }
     }
 
+    /// The calls a `rate(name)` rule counts together: one act, several syscalls.
+    static func family(of name: String) -> Set<String> {
+        Set(MonitorCondition.rateFamily(of: name))
+    }
+
     private mutating func fire(_ rule: MonitorRule, _ detail: String) -> Firing? {
         guard fired.insert(rule.id).inserted else { return nil }
         return Firing(rule: rule, detail: detail)
@@ -54,7 +61,7 @@ struct MonitorEngine {
     /// Resource use now. Nil values are unknown (no cgroup) and never fire.
     mutating func sample(processes: UInt64?, memory: UInt64?, output: UInt64, cpuSeconds: Double?) -> [Firing] {
         var firings: [Firing] = []
-        for rule in rules {
+        for rule in rules where !fired.contains(rule.id) {
             let detail: String?
             switch rule.condition {
             case .processesAbove(let bound):
@@ -85,19 +92,23 @@ struct MonitorEngine {
     /// A watched call at monotonic time `now` (seconds).
     mutating func call(_ call: Call, at now: Double) -> [Firing] {
         var firings: [Firing] = []
-        for rule in rules {
+        for rule in rules where !fired.contains(rule.id) {
             var detail: String?
             switch rule.condition {
-            case .rate(let name, let count, let window) where name == call.syscall:
+            case .rate(let name, let count, let window) where Self.family(of: name).contains(call.syscall):
                 let span = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
                 var times = recent[name, default: []].filter { now - $0 < span }
                 times.append(now)
                 recent[name] = times
-                if times.count > count { detail = "\(times.count) \(name) calls within \(Limits.format(window))" }
+                if times.count > count {
+                    let what = Self.family(of: name).count > 1 ? Self.family(of: name).sorted().joined(separator: "/") : name
+                    detail = "\(times.count) \(what) calls within \(Limits.format(window))"
+                }
             case .execOutsideAllowlist where call.syscall == "execve" || call.syscall == "execveat":
                 if let path = call.path, !execAllowed(path) { detail = "exec of \(path), outside filesystem.exec" }
             case .writeOutsideDeclared where call.writes:
-                if let path = call.path, !writeAllowed(path) {
+                if let path = (call.writtenPaths.isEmpty ? [call.path].compactMap { $0 } : call.writtenPaths)
+                    .first(where: { !writeAllowed($0) }) {
                     detail = "\(call.syscall) of \(path), outside filesystem.write"
                 }
             default:

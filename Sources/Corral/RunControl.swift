@@ -12,7 +12,13 @@ final class RunControl: Sendable {
         var killRule: String?
         var paused = false
         var firings: [RuleFiring] = []
+        /// A pause a watched call asked for; the supervisor's thread carries it out (the
+        /// caller waits killable-only in the kernel, so it cannot freeze before it is answered).
+        var pendingPause: (rule: MonitorRule, detail: String)?
     }
+
+    /// Readable when the supervisor's thread has something to do for the watcher's.
+    let wake: OutputPipe
 
     private let state: Mutex<State>
     let events: EventLog
@@ -21,9 +27,13 @@ final class RunControl: Sendable {
     /// Set once the sandbox exists (before "go").
     private let process = Mutex<SandboxProcess?>(nil)
     private let startedAt = Atomic<UInt64>(0)
+    /// The launcher's own PATH candidates, tried before the command runs: not the command's
+    /// doing, so no rule judges them (cleared once the command runs).
+    private let launcherExecs = Mutex<Set<String>>([])
 
-    init(monitor: MonitorEngine, events: EventLog, meter: (any RunMeter)?, quiet: Bool) {
+    init(monitor: MonitorEngine, events: EventLog, meter: (any RunMeter)?, quiet: Bool) throws(CorralError) {
         state = Mutex(State(monitor: monitor))
+        wake = try OutputPipe()
         self.events = events
         self.meter = meter
         self.quiet = quiet
@@ -32,7 +42,12 @@ final class RunControl: Sendable {
     func attach(_ sandbox: SandboxProcess) { process.withLock { $0 = sandbox } }
 
     /// The command started now (rule firings are timed from here).
-    func started(at seconds: Double) { startedAt.store(seconds.bitPattern, ordering: .relaxed) }
+    func started(at seconds: Double) {
+        startedAt.store(seconds.bitPattern, ordering: .relaxed)
+        launcherExecs.withLock { $0 = [] }
+    }
+
+    func launching(candidates: [String]) { launcherExecs.withLock { $0 = Set(candidates) } }
 
     var killReason: KillReason? { state.withLock { $0.killReason } }
     var killRule: String? { state.withLock { $0.killRule } }
@@ -84,13 +99,26 @@ final class RunControl: Sendable {
     /// A watched call (from the watcher's thread, while the caller waits): rules see it
     /// first; a call that makes a rule kill the run is refused (EPERM) as the tree is killed.
     func decide(_ call: WatchedCall, _ now: Double) -> WatchDecision {
+        if call.syscall == "execve", let path = call.path, launcherExecs.withLock({ $0.contains(path) }) {
+            return .continue
+        }
         let subject = MonitorEngine.Call(call)
         let firings = state.withLock { $0.monitor.call(subject, at: now) }
-        return act(on: firings) ? .deny(errno: 1) : .continue
+        return act(on: firings, onWatcherThread: true) ? .deny(errno: 1) : .continue
+    }
+
+    /// On the supervisor's thread, when `wake` is readable: a pause a watched call asked for.
+    func carryOutRequests() {
+        while let bytes = wake.readAvailable(), !bytes.isEmpty {}
+        guard let request = state.withLock({ state -> (rule: MonitorRule, detail: String)? in
+            defer { state.pendingPause = nil }
+            return state.pendingPause
+        }) else { return }
+        pause(request.rule, request.detail)
     }
 
     /// Carries out firings in order; true once one ended the run.
-    private func act(on firings: [MonitorEngine.Firing]) -> Bool {
+    private func act(on firings: [MonitorEngine.Firing], onWatcherThread: Bool = false) -> Bool {
         for firing in firings {
             let rule = firing.rule
             let at = HostEnvironment.monotonicSeconds() - Double(bitPattern: startedAt.load(ordering: .relaxed))
@@ -104,21 +132,34 @@ final class RunControl: Sendable {
                 end(Supervisor.killReason(for: rule.condition), rule: rule.id)
                 return true
             case .pause:
-                if state.withLock({ $0.paused }) { continue }
-                guard meter?.freeze() == true else {
-                    // No freezer here: a pause the host cannot honour ends the run instead.
-                    end(Supervisor.killReason(for: rule.condition), rule: rule.id)
-                    return true
+                if onWatcherThread {
+                    state.withLock { $0.pendingPause = (rule, firing.detail) }
+                    HostEnvironment.writeAll(wake.writeDescriptor, [1])
+                    continue
                 }
-                state.withLock { $0.paused = true }
-                events.emit(.pause) { $0.rule = rule.id }
-                if !quiet {
-                    HostEnvironment.writeStandardError(
-                        "corral: run paused by rule \(rule.id) (\(firing.detail)); SIGCONT to corral (pid \(HostEnvironment.processID)) resumes it, SIGTERM ends it\n")
-                }
+                if !pause(rule, firing.detail) { return true }
             }
         }
         return false
+    }
+
+    /// Freezes the run; false when it could not and the run was ended instead.
+    @discardableResult
+    private func pause(_ rule: MonitorRule, _ detail: String) -> Bool {
+        if state.withLock({ $0.paused }) || killReason != nil { return true }
+        guard meter?.freeze() == true else {
+            // No freezer here: a pause the host cannot honour ends the run instead.
+            end(Supervisor.killReason(for: rule.condition), rule: rule.id)
+            return false
+        }
+        state.withLock { $0.paused = true }
+        events.emit(.pause) { $0.rule = rule.id }
+        if !quiet {
+            // The detail may hold the sandbox's own bytes (a path): escaped, never raw.
+            HostEnvironment.writeStandardError(CorralError.printable(
+                "corral: run paused by rule \(rule.id) (\(detail)); SIGCONT to corral (pid \(HostEnvironment.processID)) resumes it, SIGTERM ends it") + "\n")
+        }
+        return true
     }
 }
 
@@ -128,14 +169,21 @@ extension MonitorEngine.Call {
     init(_ call: WatchedCall) {
         let flags = call.flags ?? ""
         let writes: Bool
+        var written: [String] = []
         switch call.syscall {
         case "open", "openat":
             writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"].contains { flags.contains($0) }
-        case "creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "rename", "renameat", "renameat2":
+        case "creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "chmod", "fchmodat", "fchmodat2":
             writes = true
+        case "rename", "renameat", "renameat2":
+            writes = true
+            written = [call.path, call.newPath].compactMap { $0 }
+        case "link", "linkat", "symlink", "symlinkat":
+            writes = true
+            written = [call.newPath].compactMap { $0 }
         default:
             writes = false
         }
-        self.init(syscall: call.syscall, path: call.path, writes: writes)
+        self.init(syscall: call.syscall, path: call.path, writtenPaths: written, writes: writes)
     }
 }

@@ -65,11 +65,39 @@ final class Supervisor {
         let materialised = HostEnvironment.monotonicSeconds()
         try meter?.attach(pending.pid)
 
-        let control = RunControl(monitor: Self.monitor(for: plan, profile: profile), events: events, meter: meter,
+        let control = try RunControl(monitor: Self.monitor(for: plan, profile: profile), events: events, meter: meter,
                                  quiet: options.quiet)
         control.attach(pending.sandbox)
+        control.launching(candidates: prepared.execCandidates)
         let syscallWatcher = makeSyscallWatcher(prepared, start: start, control: control)
-        let process = try launch(pending, prepared, watcher: syscallWatcher)
+        let process: SandboxProcess
+        do {
+            process = try launch(pending, prepared, watcher: syscallWatcher)
+        } catch {
+            // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
+            guard let reason = control.killReason else { throw error }
+            let ended = HostEnvironment.monotonicSeconds()
+            let termination = Termination.signaled(9)
+            events.emit(.exit) {
+                $0.termination = termination; $0.exitStatus = termination.exitStatus
+                $0.verdict = .rogue; $0.reason = reason.rawValue; $0.rule = control.killRule
+            }
+            let report = RunReport(
+                goalID: plan.goalID, manifest: loaded.path,
+                manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
+                planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command,
+                startedAt: startedAt, durationSeconds: ended - start, termination: termination,
+                exitStatus: termination.exitStatus, killReason: reason, verdict: .rogue, killRule: control.killRule,
+                resources: resources, limits: enforcement.limits, rulesFired: control.firings,
+                namespaces: plan.namespaces.names, network: plan.network.rawValue, landlockABI: plan.landlock.abi,
+                landlockEnforcement: plan.landlock.enforcement.rawValue,
+                landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
+                seccompInstructions: prepared.seccompPrograms.map { $0.instructionCount },
+                skippedPaths: prepared.skipped, error: "\(error)",
+                timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
+                                           launch: ended - start, run: 0))
+            return RunResult(termination: termination, report: report)
+        }
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
@@ -117,7 +145,7 @@ final class Supervisor {
     static func monitor(for plan: LaunchPlan, profile: Profile) -> MonitorEngine {
         let workdir = plan.workdir
         @Sendable func absolute(_ path: String) -> String {
-            path.hasPrefix("/") ? path : (workdir == "/" ? "/" : workdir + "/") + path
+            PathText.normalise(path.hasPrefix("/") ? path : workdir + "/" + path)
         }
         let execPatterns = profile.filesystem.exec.map(\.path)
         // Where a write could land, as the mount table decides it: the deepest declared entry
@@ -129,8 +157,13 @@ final class Supervisor {
         return MonitorEngine(
             rules: plan.monitor,
             execAllowed: { path in
+                // The name as given, and what it resolves to on the host (the sandbox binds
+                // host paths at the same place): /bin/sh via the /bin -> usr/bin alias is
+                // allowed with /usr/bin/*, and a link in an allowed folder to a file elsewhere
+                // is judged by its target, as Landlock judges it.
                 let full = absolute(path)
-                return execPatterns.contains { HostEnvironment.pathMatches(pattern: $0, path: full) }
+                let resolved = HostEnvironment.realPath(full) ?? full
+                return execPatterns.contains { HostEnvironment.pathMatches(pattern: $0, path: resolved) }
             },
             writeAllowed: { path in
                 let full = absolute(path)
@@ -175,7 +208,8 @@ final class Supervisor {
             if let graceDeadline { timeout = min(timeout, graceDeadline - now) }
             if sampling { timeout = min(timeout, nextSample - now) }
             if relay.hasPending { timeout = min(timeout, 0.01) }
-            let descriptors = [process.pollDescriptor] + relay.pollDescriptors + (signals.map { [$0.descriptor] } ?? [])
+            let descriptors = [process.pollDescriptor, control.wake.readDescriptor] + relay.pollDescriptors
+                + (signals.map { [$0.descriptor] } ?? [])
             let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
             if relay.pump(ready) == .capReached {
                 control.events.emit(.limit) { $0.limit = "output"; $0.detail = "\(relay.total) bytes passed through; the rest is cut" }
@@ -185,6 +219,7 @@ final class Supervisor {
             if relay.isActive, control.sample(processes: nil, memory: nil, output: relay.total, cpuSeconds: nil) {
                 break loop
             }
+            if ready.contains(control.wake.readDescriptor) { control.carryOutRequests() }
             if ready.contains(process.pollDescriptor) {
                 // The run ended on its own; what it did last still counts (a fork refused at
                 // the limit just before the end, an OOM kill that ended the command).
@@ -231,8 +266,9 @@ final class Supervisor {
             control.events.emit(.limit) { $0.limit = "processes"; $0.detail = "fork refused at the limit (\(hits) so far)" }
             if control.limitReached(.processes, count: hits) { return true }
         }
-        return control.sample(processes: sample.processes, memory: sample.memoryBytes, output: output,
-                              cpuSeconds: sample.cpuSeconds)
+        // The peak, not the moment: a short spike between two samples still counts.
+        return control.sample(processes: sample.processes, memory: sample.memoryPeakBytes ?? sample.memoryBytes,
+                              output: output, cpuSeconds: sample.cpuSeconds)
     }
 
     private func note(_ sample: MeterSample) {

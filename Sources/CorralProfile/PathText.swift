@@ -1,6 +1,6 @@
 /// Lexical path operations. Nothing here looks at the filesystem: symlinks and existence are
 /// the plan's business, so `a/link/..` is resolved as text, exactly as written.
-enum PathText {
+public enum PathText {
     /// Characters that make an `exec` entry a pattern.
     static func isGlobCharacter(_ character: Character) -> Bool {
         character == "*" || character == "?" || character == "["
@@ -17,7 +17,7 @@ enum PathText {
 
     /// Resolves `.` and `..`, collapses repeated `/` and drops a trailing `/`. The result is
     /// always absolute; `..` above the root stays at the root, as the kernel does.
-    static func normalise(_ path: String) -> String {
+    public static func normalise(_ path: String) -> String {
         var components: [Substring] = []
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             switch component {

@@ -210,16 +210,25 @@ public enum MonitorCondition: Sendable, Hashable, CustomStringConvertible {
     /// Syscalls that must be watched (seccomp user notification) to see this condition.
     public var watchedSyscalls: [String] {
         switch self {
-        case .rate(let name, _, _): [name]
+        case .rate(let name, _, _): MonitorCondition.rateFamily(of: name)
         case .execOutsideAllowlist: ["execve", "execveat"]
         case .writeOutsideDeclared: MonitorCondition.writeSyscalls
         default: []
         }
     }
 
+    /// What `rate(name)` counts: the syscall and its siblings that do the same thing.
+    public static func rateFamily(of name: String) -> [String] {
+        let families: [[String]] = [["execve", "execveat"], ["open", "openat", "creat"], ["rename", "renameat", "renameat2"],
+                                    ["unlink", "unlinkat"], ["mkdir", "mkdirat"], ["link", "linkat"],
+                                    ["symlink", "symlinkat"], ["chmod", "fchmodat", "fchmodat2"], ["accept", "accept4"]]
+        return families.first { $0.contains(name) } ?? [name]
+    }
+
     /// The syscalls `write-outside-declared` watches.
     public static let writeSyscalls = ["open", "openat", "creat", "unlink", "unlinkat", "rename", "renameat",
-                                       "renameat2", "mkdir", "mkdirat", "rmdir", "truncate"]
+                                       "renameat2", "mkdir", "mkdirat", "rmdir", "truncate", "link", "linkat",
+                                       "symlink", "symlinkat", "chmod", "fchmodat", "fchmodat2"]
 }
 
 public enum LimitedResource: String, Sendable, Hashable, CaseIterable {

@@ -70,7 +70,7 @@ public struct CorralError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// Control characters shown as `\xNN`: a command name or path from an agent must not be
     /// able to drive the terminal Corral's error is printed on.
-    static func printable(_ text: String, keepNewlines: Bool = false) -> String {
+    public static func printable(_ text: String, keepNewlines: Bool = false) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             let v = scalar.value

@@ -30,7 +30,7 @@ public final class PreparedLaunch: @unchecked Sendable {
     public internal(set) var watchProgram: SeccompProgram?
     /// The watched syscalls of this architecture by number, for naming notifications.
     public internal(set) var watchedSyscalls: [Int32: String] = [:]
-    var execCandidates: [String] = []
+    public internal(set) var execCandidates: [String] = []
     var environment: [String] = []
     public let capLastCap: UInt32
     /// Host paths skipped because they are optional and missing (for the report).

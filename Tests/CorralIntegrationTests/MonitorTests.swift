@@ -142,6 +142,8 @@ struct MonitorTests {
             kill(corral.processIdentifier, SIGKILL)
             corral.waitUntilExit()
             #expect(!Self.runGroups(prefix: prefix).isEmpty, "a SIGKILLed corral cannot remove its group")
+            // PR_SET_PDEATHSIG kills the sandbox asynchronously; its group can go once it is empty.
+            for _ in 0..<200 where !CommandRunner.processes(running: sandbox.probe).isEmpty { usleep(10_000) }
             expectProbe(try await sandbox.probe("exit", "0", manifest: manifest))
             #expect(Self.runGroups(prefix: prefix).isEmpty, "left: \(Self.runGroups(prefix: prefix))")
         }
