@@ -54,6 +54,18 @@ static int attach(int tree_fd, int root_fd, const char *target, uint32_t flags) 
     return rc;
 }
 
+/// "<n>m" for a tmpfs size option (async-signal-safe: no snprintf).
+static const char *size_text(uint32_t mib, char buf[24]) {
+    char digits[16];
+    int n = 0;
+    do { digits[n++] = (char)('0' + mib % 10); mib /= 10; } while (mib && n < 15);
+    int i = 0;
+    while (n) buf[i++] = digits[--n];
+    buf[i++] = 'm';
+    buf[i] = 0;
+    return buf;
+}
+
 /// Creates a fresh filesystem instance as a detached mount (fsopen → fsconfig → fsmount).
 /// `options` is a NULL-terminated list of key, value pairs (value NULL = flag).
 static int fresh_mount(const char *fstype, const char *const *options, uint64_t attrs) {
@@ -134,7 +146,12 @@ static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd, 
     case CORRAL_MOUNT_BIND:
         return attach(tree_fd, root_fd, op->target, op->flags);
     case CORRAL_MOUNT_TMPFS: {
-        const char *options[] = {"mode", octal(op->mode, mode_buf), NULL, NULL};
+        char size_buf[24];
+        const char *options[] = {"mode", octal(op->mode, mode_buf), NULL, NULL, NULL, NULL};
+        if (op->size_mib) {
+            options[2] = "size";
+            options[3] = size_text(op->size_mib, size_buf);
+        }
         int mnt = fresh_mount("tmpfs", options, attrs);
         if (mnt < 0) return -1;
         int rc = attach(mnt, root_fd, op->target, op->flags);

@@ -102,14 +102,17 @@ public struct MountStep: Sendable, Hashable, CustomStringConvertible {
     public var optional: Bool
     /// The manifest entry this step comes from; nil for steps Corral always adds.
     public var origin: ManifestLocation?
+    /// tmpfs only: its size in MiB (tmpfs defaults to half the host's memory).
+    public var sizeMiB: UInt32?
 
     public init(_ kind: Kind, _ path: String, noexec: Bool = false, optional: Bool = false,
-                origin: ManifestLocation? = nil) {
+                origin: ManifestLocation? = nil, sizeMiB: UInt32? = nil) {
         self.kind = kind
         self.path = path
         self.noexec = noexec
         self.optional = optional
         self.origin = origin
+        self.sizeMiB = sizeMiB
     }
 
     public var description: String {
@@ -118,7 +121,8 @@ public struct MountStep: Sendable, Hashable, CustomStringConvertible {
         case .bind(readOnly: true): return "ro-bind \(path)\(flags)"
         case .bind(readOnly: false): return "bind \(path)\(flags)"
         case .deviceBind: return "dev-bind \(path)\(flags)"
-        case .tmpfs(let mode): return "tmpfs \(path) mode=\(String(mode, radix: 8))\(flags)"
+        case .tmpfs(let mode):
+            return "tmpfs \(path) mode=\(String(mode, radix: 8))\(sizeMiB.map { " size=\($0)MiB" } ?? "")\(flags)"
         case .proc: return "proc \(path)\(flags)"
         case .devpts: return "devpts \(path)\(flags)"
         case .symlink(let to): return "symlink \(path) -> \(to)"

@@ -35,7 +35,7 @@ public enum PlanCompiler {
             uidMap: shape.uidMap,
             gidMap: shape.gidMap,
             hostname: profile.goal.id,
-            mounts: mounts(for: fs),
+            mounts: mounts(for: fs, limits: profile.limits),
             landlock: try landlock(for: profile, host: host),
             seccomp: seccomp,
             rlimits: rlimits(for: profile.limits),
@@ -108,8 +108,11 @@ public enum PlanCompiler {
 
     /// The ordered mount steps: parents before children, so every target exists when its
     /// step runs. At the same depth binds come first, then Corral's own filesystems, then masks.
-    static func mounts(for fs: FilesystemSpec) -> [MountStep] {
+    static func mounts(for fs: FilesystemSpec, limits: Limits = Limits()) -> [MountStep] {
         var steps: [MountStep] = []
+        // The private /tmp and /dev/shm live in memory: sized to limits.memory, or 1 GiB, so a
+        // run without a memory cgroup cannot pin half the host's memory in them.
+        let scratchMiB = UInt32(min((limits.memory ?? 1 << 30) >> 20, 1 << 20))
         for entry in fs.read {
             steps.append(MountStep(.bind(readOnly: true), entry.path, optional: entry.optional, origin: entry.location))
         }
@@ -117,10 +120,10 @@ public enum PlanCompiler {
             steps.append(MountStep(.bind(readOnly: false), entry.path, noexec: true, optional: entry.optional,
                                    origin: entry.location))
         }
-        steps.append(MountStep(.tmpfs(mode: 0o755), "/dev", noexec: true))
+        steps.append(MountStep(.tmpfs(mode: 0o755), "/dev", noexec: true, sizeMiB: 1))
         for device in devices { steps.append(MountStep(.deviceBind, "/dev/\(device)", noexec: true)) }
         steps.append(MountStep(.devpts, "/dev/pts", noexec: true))
-        steps.append(MountStep(.tmpfs(mode: 0o1777), "/dev/shm", noexec: true))
+        steps.append(MountStep(.tmpfs(mode: 0o1777), "/dev/shm", noexec: true, sizeMiB: scratchMiB))
         for (name, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                                ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             steps.append(MountStep(.symlink(to: target), "/dev/\(name)"))
@@ -130,7 +133,7 @@ public enum PlanCompiler {
         steps.append(MountStep(.readOnly, "/proc/sys"))
         steps.append(MountStep(.readOnly, "/proc/sysrq-trigger", optional: true))
         if !fs.write.contains(where: { $0.path == "/tmp" }) && !fs.read.contains(where: { $0.path == "/tmp" }) {
-            steps.append(MountStep(.tmpfs(mode: 0o1777), "/tmp", noexec: true))
+            steps.append(MountStep(.tmpfs(mode: 0o1777), "/tmp", noexec: true, sizeMiB: scratchMiB))
         }
         for entry in fs.deny {
             steps.append(MountStep(.mask, entry.path, optional: true, origin: entry.location))

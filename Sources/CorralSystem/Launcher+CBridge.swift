@@ -120,7 +120,7 @@ extension Launcher {
 
         unsafe c.pointee.root_base = arena.cString(rootBase)
         let ops = unsafe prepared.mountOps.map { op in
-            unsafe corral_mount_op(kind: op.kind.rawValue, flags: op.flags, mode: op.mode, reserved: 0,
+            unsafe corral_mount_op(kind: op.kind.rawValue, flags: op.flags, mode: op.mode, size_mib: op.sizeMiB,
                                    source: op.source.map { unsafe arena.cString($0) }, target: arena.cString(op.target),
                                    source_dev: op.device, source_ino: op.inode)
         }

@@ -15,6 +15,8 @@ public final class PreparedLaunch: @unchecked Sendable {
         var kind: corral_mount_kind
         var flags: UInt32
         var mode: UInt32 = 0
+        /// tmpfs: size in MiB; 0 = the kernel's default.
+        var sizeMiB: UInt32 = 0
         var source: String?
         var target: String
         var device: UInt64 = 0
@@ -248,7 +250,8 @@ public enum Materializer {
                 }
             case .tmpfs(let mode):
                 makeLeaf(step.path, directory: true)
-                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_TMPFS, flags: flags, mode: mode, target: rel(step.path)))
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_TMPFS, flags: flags, mode: mode, sizeMiB: step.sizeMiB ?? 0,
+                                               target: rel(step.path)))
                 ownFolders.insert(step.path)
                 hostTrees.removeAll { $0 == step.path }
             case .proc:

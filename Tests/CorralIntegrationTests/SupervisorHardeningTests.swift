@@ -63,4 +63,18 @@ struct SupervisorHardeningTests {
             #expect(result.stdout.utf8.count == 1_000_000)
         }
     }
+
+    /// /tmp and /dev/shm are memory: sized to limits.memory (else 1 GiB), so a rootless run
+    /// without a memory cgroup cannot pin half the host's RAM in them.
+    @Test("the private /tmp and /dev/shm end at limits.memory with ENOSPC", arguments: RunAs.allCases)
+    func scratchFilesystemsAreSized(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.limits = ["memory: 16MiB"]
+            for folder in ["/tmp", "/dev/shm"] {
+                let result = try await sandbox.probe("write-big", folder + "/big", "100000000", manifest: manifest)
+                #expect(result.stdout == "written=16777216 errno=ENOSPC\n", "\(folder): \(result)")
+            }
+        }
+    }
 }

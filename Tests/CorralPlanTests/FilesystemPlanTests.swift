@@ -11,14 +11,14 @@ import CorralProfile
             run: { command: [/bin/true] }
             filesystem: { read: [/tmp/a/b] }
             """, [
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /tmp/a/b",
             ]),
         Case("a deny inside a write path comes after the write bind", """
             run: { command: [/bin/true] }
             filesystem: { write: [/srv/out], deny: [/srv/out/secret.txt] }
             """, [
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "bind /srv/out noexec",
                 "mask /srv/out/secret.txt optional",
             ]),
@@ -27,7 +27,7 @@ import CorralProfile
             filesystem: { read: [/usr/share, /], deny: [/etc/shadow] }
             """, [
                 "ro-bind /",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /usr/share",
                 "mask /etc/shadow optional",
             ]),
@@ -36,7 +36,7 @@ import CorralProfile
             filesystem: { read: [/usr/share/doc, /usr/share, /usr] }
             """, [
                 "ro-bind /usr",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /usr/share",
                 "ro-bind /usr/share/doc",
             ]),
@@ -45,7 +45,7 @@ import CorralProfile
             filesystem: { read: [/var], write: [/var/tmp/work] }
             """, [
                 "ro-bind /var",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "bind /var/tmp/work noexec",
             ]),
         Case("a deny inside a read path comes after the read bind", """
@@ -53,7 +53,7 @@ import CorralProfile
             filesystem: { read: [/etc], deny: [/etc/ssh] }
             """, [
                 "ro-bind /etc",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "mask /etc/ssh optional",
             ]),
         Case("at one depth: binds in manifest order, then Corral's tmpfs, then masks", """
@@ -63,7 +63,7 @@ import CorralProfile
                 "ro-bind /usr",
                 "ro-bind /etc",
                 "bind /srv noexec",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "mask /root optional",
             ]),
         Case("a mask comes after every bind, even a deeper one", """
@@ -71,7 +71,7 @@ import CorralProfile
             filesystem: { read: [/, /usr/share/doc], write: [/srv/out/a/b], deny: [/root, /etc/ssh] }
             """, [
                 "ro-bind /",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /usr/share/doc",
                 "bind /srv/out/a/b noexec",
                 "mask /root optional",
@@ -98,7 +98,7 @@ import CorralProfile
               write: [{ path: "~/out", optional: true }]
             """, [
                 "ro-bind /lib64 optional",
-                "tmpfs /tmp mode=1777 noexec",
+                "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /corral/profiles/data",
                 "bind /home/agent/out noexec optional",
             ]),
@@ -117,9 +117,9 @@ import CorralProfile
             """)
         #expect(plan.mounts.map(\.description) == [
             "ro-bind /usr",
-            "tmpfs /dev mode=755 noexec",
+            "tmpfs /dev mode=755 size=1MiB noexec",
             "proc /proc noexec",
-            "tmpfs /tmp mode=1777 noexec",
+            "tmpfs /tmp mode=1777 size=1024MiB noexec",
             "dev-bind /dev/null noexec",
             "dev-bind /dev/zero noexec",
             "dev-bind /dev/full noexec",
@@ -127,7 +127,7 @@ import CorralProfile
             "dev-bind /dev/urandom noexec",
             "dev-bind /dev/tty noexec",
             "devpts /dev/pts noexec",
-            "tmpfs /dev/shm mode=1777 noexec",
+            "tmpfs /dev/shm mode=1777 size=1024MiB noexec",
             "symlink /dev/ptmx -> pts/ptmx",
             "symlink /dev/fd -> /proc/self/fd",
             "symlink /dev/stdin -> /proc/self/fd/0",

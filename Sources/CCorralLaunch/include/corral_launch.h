@@ -95,7 +95,7 @@ struct corral_mount_op {
     uint32_t kind;
     uint32_t flags;
     uint32_t mode;
-    uint32_t reserved;
+    uint32_t size_mib;       ///< TMPFS: size in MiB; 0 = the kernel's default (half the RAM)
     const char *source;      ///< BIND: absolute canonical host path; SYMLINK: link text
     const char *target;      ///< relative to the new root, no leading '/'
     uint64_t source_dev;     ///< BIND: the device and inode the parent resolved; the child
