@@ -1,8 +1,11 @@
 import CorralSystem
+import Synchronization
 
 // MARK: - Syscall watching (`syscalls.watch`)
 
 extension Supervisor {
+    static let streamedCallLimit = 10_000
+
     /// The run's syscall watcher, when its plan watches syscalls. Monitor rules see each
     /// call first (a rule that kills refuses the call), then the caller's decider; each call
     /// becomes a `syscall` event.
@@ -11,6 +14,9 @@ extension Supervisor {
         let decider = options.watchDecision
         let observer = options.onWatchedCall
         let events = control.events
+        // The event stream keeps the first 10,000 watched calls (the report keeps a bounded
+        // log too); past that a flood of calls costs no more disk.
+        let streamed = Atomic<Int>(0)
         return SyscallWatcher(
             syscalls: prepared.watchedSyscalls,
             decide: { call in
@@ -19,7 +25,12 @@ extension Supervisor {
                 return decider?(call) ?? .continue
             },
             observe: { call in
-                events.emit(.syscall) { $0.syscall = call.syscall; $0.pid = call.pid; $0.call = call }
+                let count = streamed.add(1, ordering: .relaxed).newValue
+                if count <= Self.streamedCallLimit {
+                    events.emit(.syscall) { $0.syscall = call.syscall; $0.pid = call.pid; $0.call = call }
+                } else if count == Self.streamedCallLimit + 1 {
+                    events.emit(.limit) { $0.limit = "events"; $0.detail = "more watched calls than \(Self.streamedCallLimit); not streamed" }
+                }
                 observer?(call)
             },
             limit: max(0, options.watchLogLimit), start: start)

@@ -28,6 +28,8 @@ public final class SyscallWatcher: @unchecked Sendable {
     private let limit: Int
     private let start: Double
     private let log = Mutex(WatchLog())
+    /// What the log keeps of the calls' strings, in all (the report stays a few MB).
+    static let byteBudget = 4 << 20
     private var thread: HostEnvironment.JoinableThread?
     private var launchMemory: LaunchMemory?
 
@@ -108,8 +110,16 @@ public final class SyscallWatcher: @unchecked Sendable {
         // An answer that finds the caller gone (ENOENT) changes nothing: the call is recorded
         // as decided.
         call.decision = decision
+        // Bounded by count and by bytes: 1,000 execs with 64 KiB argv each would otherwise
+        // hold (and report) hundreds of MB.
+        let size = call.approximateBytes
         log.withLock { log in
-            if log.calls.count < limit { log.calls.append(call) } else { log.dropped += 1 }
+            if log.calls.count < limit, log.bytes + size <= Self.byteBudget {
+                log.calls.append(call)
+                log.bytes += size
+            } else {
+                log.dropped += 1
+            }
         }
         observe?(call)
     }

@@ -11,6 +11,14 @@ import CorralProfile
 ///
 /// Strings come from the sandboxed program: print them through `description` (control
 /// characters escaped), never raw. Invalid UTF-8 shows as U+FFFD.
+extension WatchedCall {
+    /// The bytes of its strings (what dominates its size in memory and in the report).
+    var approximateBytes: Int {
+        64 + (path?.utf8.count ?? 0) + (newPath?.utf8.count ?? 0) + (argv?.reduce(0) { $0 + $1.utf8.count + 4 } ?? 0)
+            + (address?.path?.utf8.count ?? 0)
+    }
+}
+
 public struct WatchedCall: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The syscall's name (`openat`), or `syscall N` for a number the plan did not watch.
     public var syscall: String
@@ -174,6 +182,8 @@ public struct SocketAddress: Sendable, Hashable, Codable, CustomStringConvertibl
 /// there were (the run report stays bounded however busy the program is).
 public struct WatchLog: Sendable, Hashable {
     public var calls: [WatchedCall] = []
+    /// The kept calls' string bytes (paths, argv), against `SyscallWatcher.byteBudget`.
+    public var bytes = 0
     /// Calls beyond the log's limit: counted, delivered to the run's observer, not kept.
     public var dropped = 0
     /// Whether the kernel took SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+; a round trip
