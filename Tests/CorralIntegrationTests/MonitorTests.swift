@@ -141,7 +141,8 @@ struct MonitorTests {
             #expect(!groups.isEmpty, "the run's cgroup was not found")
             kill(corral.processIdentifier, SIGKILL)
             corral.waitUntilExit()
-            #expect(!Self.runGroups(prefix: prefix).isEmpty, "a SIGKILLed corral cannot remove its group")
+            // (No check that the group is still there now: any other run with limits in this
+            // parallel suite may already have removed it as stale, which is the point.)
             // PR_SET_PDEATHSIG kills the sandbox asynchronously; its group can go once it is empty.
             for _ in 0..<200 where !CommandRunner.processes(running: sandbox.probe).isEmpty { usleep(10_000) }
             expectProbe(try await sandbox.probe("exit", "0", manifest: manifest))
