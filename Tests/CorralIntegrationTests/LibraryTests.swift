@@ -46,23 +46,39 @@ struct LibraryTests {
         }
     }
 
-    /// 100 runs in a row, in this process: no descriptor or child process per run is left.
-    /// Other suites run in parallel in this process and open a few descriptors of their own,
-    /// so the check allows a small drift; a per-run leak would add 100 or more.
+    /// 200 runs in a row, in this process, each with its own cgroup (memory and process
+    /// limits) where this host can make one: no descriptor, child process, memory mapping,
+    /// mount or cgroup per run is left. Other suites run in parallel in this process and open
+    /// a few descriptors of their own, so the check allows a small drift; a per-run leak
+    /// would add 200 or more.
     @Test func manyRunsLeaveNothingBehind() async throws {
         try await withSandbox(.root) { sandbox in
-            let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
-            let options = RunOptions(command: [sandbox.probe, "exit", "0"], environment: [:])
+            var manifest = Manifest(sandbox: sandbox)
+            if HostSupport.runCgroupsUnavailable == nil { manifest.limits = ["memory: 128MiB", "processes: 32"] }
+            let loaded = try Corral.loadProfile(at: try sandbox.write(manifest))
+            var options = RunOptions(command: [sandbox.probe, "exit", "0"], environment: [:])
+            options.quiet = true
             _ = try await Corral.run(loaded, options: options)  // first use of lazily opened things
             let descriptors = Self.openDescriptors(), children = Self.childCount(), mappings = Self.mappingCount()
-            for _ in 0..<100 {
+            let mounts = Self.mountCount()
+            for _ in 0..<200 {
                 let result = try await Corral.run(loaded, options: options)
                 #expect(result.termination == .exited(0))
             }
             #expect(Self.openDescriptors() - descriptors < 20, "descriptors: \(descriptors) → \(Self.openDescriptors())")
             #expect(Self.childCount() - children < 20, "children: \(children) → \(Self.childCount())")
             #expect(Self.mappingCount() - mappings < 20, "mappings: \(mappings) → \(Self.mappingCount())")
+            #expect(Self.mountCount() == mounts, "host mounts: \(mounts) → \(Self.mountCount())")
+            #expect(MonitorTests.runGroups(prefix: "corral-\(getpid())-").filter { !$0.hasSuffix("-supervisor") } == [],
+                    "run cgroups left behind")
         }
+    }
+
+    /// Mounts in this process's (the host's) mount namespace.
+    static func mountCount() -> Int {
+        // procfs files report size 0: read to the end explicitly.
+        let data = FileHandle(forReadingAtPath: "/proc/self/mountinfo")?.readDataToEndOfFile() ?? Data()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").count
     }
 
     /// Memory mappings of this process (one entry each in /proc/self/map_files).
