@@ -7,18 +7,18 @@ import CorralSystem
 final class CgroupMeter: RunMeter, @unchecked Sendable {
     // @unchecked: `group` is Sendable and immutable here; nothing else is stored.
     let group: RunCgroup
+    let host: CgroupHost
     let mechanisms: [String: String]
 
-    private init(group: RunCgroup, mechanisms: [String: String]) {
+    private init(group: RunCgroup, host: CgroupHost, mechanisms: [String: String]) {
         self.group = group
+        self.host = host
         self.mechanisms = mechanisms
     }
 
-    /// Detects the host's cgroups, removes groups a killed supervisor left behind, and
-    /// creates this run's group with its limits.
+    /// Detects the host's cgroups and creates this run's group with its limits.
     static func create(limits: Limits, goal: String) throws(CorralError) -> CgroupMeter {
         let host = CgroupHost.detect()
-        RunCgroup.removeStale(host: host)
         let group = try RunCgroup.create(
             limits: CgroupLimits(memoryBytes: limits.memory, maxProcesses: limits.processes.map(UInt64.init),
                                  cpuQuota: limits.cpuQuota),
@@ -30,10 +30,16 @@ final class CgroupMeter: RunMeter, @unchecked Sendable {
             default: mechanisms[entry.limit] = entry.mechanism
             }
         }
-        if group.usage().cpuUserSeconds != nil {
+        if limits.cpu != nil, group.usage().cpuUserSeconds != nil {
             mechanisms["cpu"] = "the run's cgroup CPU time, sampled every 50 ms"
         }
-        return CgroupMeter(group: group, mechanisms: mechanisms)
+        return CgroupMeter(group: group, host: host, mechanisms: mechanisms)
+    }
+
+    /// Removes groups a killed supervisor left behind (their owner pid is gone). Called once
+    /// the command runs: it is housekeeping, not on the launch path.
+    func removeStale() {
+        RunCgroup.removeStale(host: host)
     }
 
     func attach(_ pid: Int32) throws(CorralError) {

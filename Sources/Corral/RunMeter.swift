@@ -24,6 +24,8 @@ protocol RunMeter: AnyObject, Sendable {
     func killAll()
     /// Removes what the meter created (after the run is gone).
     func finish()
+    /// Removes what earlier, killed supervisors left behind.
+    func removeStale()
     /// How each limit it took on is enforced, by limit name (`memory`, `processes`, …).
     var mechanisms: [String: String] { get }
 }

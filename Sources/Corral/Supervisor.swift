@@ -57,13 +57,18 @@ final class Supervisor {
             pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid), stdio: stdio)
         }
         relay.childHasItsEnds()
+        // Joining a cgroup waits out an RCU grace period in the kernel (5-13 ms here unless
+        // rcu_expedited is set): done on a second thread while this one compiles and
+        // materialises; "go" waits for it.
+        let attaching = meter.map { meter in AttachJob(meter: meter, pid: pending.pid) }
+        defer { attaching?.wait() }
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
                                                 hiddenPaths: Corral.daemonSockets)
         let materialised = HostEnvironment.monotonicSeconds()
-        try meter?.attach(pending.pid)
+        try attaching?.result()
 
         let control = try RunControl(monitor: Self.monitor(for: plan, profile: profile), events: events, meter: meter,
                                  quiet: options.quiet)
@@ -101,6 +106,7 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
+        meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
         watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched)
         let ended = HostEnvironment.monotonicSeconds()
@@ -319,5 +325,27 @@ final class Supervisor {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// A cgroup attach on a thread of its own (it mostly sleeps in the kernel).
+private final class AttachJob: @unchecked Sendable {
+    // @unchecked: `error` is written by the thread before it ends and read after the join.
+    private var thread: HostEnvironment.JoinableThread?
+    private var error: CorralError?
+
+    init(meter: any RunMeter, pid: Int32) {
+        thread = HostEnvironment.startJoinableThread { [self] in
+            do throws(CorralError) { try meter.attach(pid) } catch { self.error = error }
+        }
+    }
+
+    func wait() {
+        if let thread { HostEnvironment.join(thread) }
+    }
+
+    func result() throws(CorralError) {
+        wait()
+        if let error { throw error }
     }
 }
