@@ -307,7 +307,9 @@ extension CgroupTests {
             let group = try RunCgroup.create(limits: limits, host: host)
             defer { try? group.thaw(); try? group.remove() }
             #expect(group.enforcement.last == CgroupEnforcement(limit: "kill", mechanism: mechanism))
-            let child = try Child(["/bin/sh", "-c", "read x; echo started; while :; do sleep 30 & done"])
+            // Paced, so the storm cannot reach pids.max (where sh would give up and exit on its
+            // own) before the kill.
+            let child = try Child(["/bin/sh", "-c", "read x; echo started; while :; do sleep 30 & sleep 0.01; done"])
             try group.attach(pid: child.pid)
             child.go()
             #expect(child.line() == "started")
