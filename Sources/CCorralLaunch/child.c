@@ -209,30 +209,10 @@ static int step_landlock_child_rules(const struct corral_launch_plan *plan, uint
 /// exit_group, none of which may be watched (WatchableSyscalls); its execve may be, and the
 /// supervisor serves the listener as soon as it arrives.
 static int send_listener(int report_fd, int listener) {
-    char kind = CORRAL_REPORT_LISTENER;
-    struct iovec iov = {.iov_base = &kind, .iov_len = 1};
-    union {
-        struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int))];
-    } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.space;
-    msg.msg_controllen = sizeof control.space;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
-    ssize_t n;
-    do { n = sendmsg(report_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-    int saved = errno;
+    int rc = corral_send_byte(report_fd, CORRAL_REPORT_LISTENER, listener);
     close(listener);
-    errno = saved;
-    return n == 1 ? 0 : -1;
+    if (rc < 0) errno = -rc;
+    return rc < 0 ? -1 : 0;
 }
 
 static volatile pid_t command_pid = -1;

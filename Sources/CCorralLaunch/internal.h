@@ -7,6 +7,10 @@
 /// Records {stage, index, errno} in `failure` and returns -1.
 int corral_fail(struct corral_child_failure *failure, uint32_t stage, uint32_t index);
 
+/// One byte on a SOCK_SEQPACKET socket, with `pass_fd` attached (SCM_RIGHTS) unless it is
+/// -1; MSG_NOSIGNAL. Async-signal-safe (the child uses it too). 0 or -errno (parent.c).
+int corral_send_byte(int socket_fd, char byte, int pass_fd);
+
 /// Builds the new root and pivots into it (mounts.c).
 int corral_apply_mounts(const struct corral_launch_plan *plan, struct corral_child_failure *failure);
 

@@ -47,15 +47,17 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
     return 0;
 }
 
-int corral_send_go(int sync_fd, int pass_fd) {
-    char go = 1;
-    struct iovec iov = {.iov_base = &go, .iov_len = 1};
+int corral_send_byte(int socket_fd, char byte, int pass_fd) {
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
         struct cmsghdr header;
         char space[CMSG_SPACE(sizeof(int))];
     } control;
     memset(&control, 0, sizeof control);
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
     if (pass_fd >= 0) {
         msg.msg_control = control.space;
         msg.msg_controllen = sizeof control.space;
@@ -66,8 +68,12 @@ int corral_send_go(int sync_fd, int pass_fd) {
         memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
     }
     ssize_t n;
-    do { n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    do { n = sendmsg(socket_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
     return n == 1 ? 0 : -errno;
+}
+
+int corral_send_go(int sync_fd, int pass_fd) {
+    return corral_send_byte(sync_fd, 1, pass_fd);
 }
 
 int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
