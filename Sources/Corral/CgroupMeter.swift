@@ -17,7 +17,7 @@ final class CgroupMeter: RunMeter, @unchecked Sendable {
     }
 
     /// Detects the host's cgroups and creates this run's group with its limits.
-    static func create(limits: Limits, goal: String) throws(CorralError) -> CgroupMeter {
+    static func create(limits: Limits) throws(CorralError) -> CgroupMeter {
         let host = CgroupHost.detect()
         let group = try RunCgroup.create(
             limits: CgroupLimits(memoryBytes: limits.memory, maxProcesses: limits.processes.map(UInt64.init),

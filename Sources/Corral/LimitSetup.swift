@@ -10,7 +10,7 @@ struct LimitSetup {
     var limits: [LimitEnforcement] = []
     var warnings: [String] = []
 
-    static func prepare(_ limits: Limits, monitor: [MonitorRule], goal: String) throws(CorralError) -> LimitSetup {
+    static func prepare(_ limits: Limits, monitor: [MonitorRule]) throws(CorralError) -> LimitSetup {
         var setup = LimitSetup()
         let needsMeter = limits.needsCgroup || monitor.contains {
             switch $0.condition {
@@ -21,7 +21,7 @@ struct LimitSetup {
         var meterProblem: String?
         if needsMeter {
             do throws(CorralError) {
-                setup.meter = try CgroupMeter.create(limits: limits, goal: goal)
+                setup.meter = try CgroupMeter.create(limits: limits)
             } catch {
                 // The error's own line (its hint is replaced by the one below).
                 meterProblem = String(error.description.split(separator: "\n").first ?? "")

@@ -28,7 +28,7 @@ final class Supervisor {
 
         // Limits first: a required limit this host cannot enforce stops the run before
         // anything is cloned.
-        let enforcement = try LimitSetup.prepare(profile.limits, monitor: profile.monitor, goal: profile.goal.id)
+        let enforcement = try LimitSetup.prepare(profile.limits, monitor: profile.monitor)
         let meter = enforcement.meter
         defer { meter?.finish() }
         if !options.quiet {
@@ -75,6 +75,35 @@ final class Supervisor {
         control.attach(pending.sandbox)
         control.launching(candidates: prepared.execCandidates)
         let syscallWatcher = makeSyscallWatcher(prepared, start: start, control: control)
+
+        /// The report and the exit event, for a run that ended (or was ended during its exec).
+        func finish(_ termination: Termination, killReason: KillReason?, launched: Double, ended: Double,
+                    error: String? = nil) -> RunResult {
+            let verdict: Verdict = killReason == nil ? .clean : .rogue
+            events.emit(.exit) {
+                $0.termination = termination
+                $0.exitStatus = termination.exitStatus
+                $0.verdict = verdict
+                $0.reason = killReason?.rawValue
+                $0.rule = control.killRule
+            }
+            let report = RunReport(
+                goalID: plan.goalID, manifest: loaded.path,
+                manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
+                planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command,
+                startedAt: startedAt, durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
+                exitStatus: termination.exitStatus, killReason: killReason, verdict: verdict, killRule: control.killRule,
+                resources: resources, limits: enforcement.limits, rulesFired: control.firings,
+                namespaces: plan.namespaces.names, network: plan.network.rawValue, landlockABI: plan.landlock.abi,
+                landlockEnforcement: plan.landlock.enforcement.rawValue,
+                landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
+                seccompInstructions: prepared.seccompPrograms.map { $0.instructionCount },
+                skippedPaths: prepared.skipped, error: error,
+                timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
+                                           launch: launched - start, run: ended - launched))
+            return RunResult(termination: termination, report: report)
+        }
+
         let process: SandboxProcess
         do {
             process = try launch(pending, prepared, watcher: syscallWatcher)
@@ -82,26 +111,7 @@ final class Supervisor {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
             let ended = HostEnvironment.monotonicSeconds()
-            let termination = Termination.signaled(9)
-            events.emit(.exit) {
-                $0.termination = termination; $0.exitStatus = termination.exitStatus
-                $0.verdict = .rogue; $0.reason = reason.rawValue; $0.rule = control.killRule
-            }
-            let report = RunReport(
-                goalID: plan.goalID, manifest: loaded.path,
-                manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
-                planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command,
-                startedAt: startedAt, durationSeconds: ended - start, termination: termination,
-                exitStatus: termination.exitStatus, killReason: reason, verdict: .rogue, killRule: control.killRule,
-                resources: resources, limits: enforcement.limits, rulesFired: control.firings,
-                namespaces: plan.namespaces.names, network: plan.network.rawValue, landlockABI: plan.landlock.abi,
-                landlockEnforcement: plan.landlock.enforcement.rawValue,
-                landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
-                seccompInstructions: prepared.seccompPrograms.map { $0.instructionCount },
-                skippedPaths: prepared.skipped, error: "\(error)",
-                timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
-                                           launch: ended - start, run: 0))
-            return RunResult(termination: termination, report: report)
+            return finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)")
         }
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
@@ -115,34 +125,10 @@ final class Supervisor {
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
         relay.drain()
         finishResources(process: process, meter: meter, relay: relay)
-        let killReason = control.killReason ?? Self.kernelKillReason(termination, oomKills: resources.oomKills)
-        let verdict: Verdict = killReason == nil ? .clean : .rogue
-        events.emit(.exit) {
-            $0.termination = termination
-            $0.exitStatus = termination.exitStatus
-            $0.verdict = verdict
-            $0.reason = killReason?.rawValue
-            $0.rule = control.killRule
-        }
-
-        var report = RunReport(
-            goalID: plan.goalID, manifest: loaded.path,
-            manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
-            planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command, startedAt: startedAt,
-            durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
-            exitStatus: termination.exitStatus, killReason: killReason, verdict: verdict, killRule: control.killRule,
-            resources: resources, limits: enforcement.limits, rulesFired: control.firings,
-            namespaces: plan.namespaces.names,
-            network: plan.network.rawValue, landlockABI: plan.landlock.abi,
-            landlockEnforcement: plan.landlock.enforcement.rawValue,
-            landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
-            seccompInstructions: prepared.seccompPrograms.map { $0.instructionCount },
-            skippedPaths: prepared.skipped, error: nil,
-            timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
-                                       launch: launched - start, run: ended - launched)
-        )
-        if let watchLog { report.record(watchLog, program: prepared.watchProgram) }
-        return RunResult(termination: termination, report: report)
+        var result = finish(termination, killReason: control.killReason ?? Self.kernelKillReason(termination, oomKills: resources.oomKills),
+                            launched: launched, ended: ended)
+        if let watchLog { result.report.record(watchLog, program: prepared.watchProgram) }
+        return result
     }
 
     /// The rules with what they compare against: `filesystem.exec` patterns for execs,
