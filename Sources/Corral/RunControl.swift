@@ -164,6 +164,31 @@ final class RunControl: Sendable {
 }
 
 extension MonitorEngine.Call {
+    /// A path as the caller's kernel would resolve its start: relative to its directory
+    /// descriptor or its current folder (read from /proc/PID, which shows them as the
+    /// sandbox sees them), and `/proc/self/fd/N…` through that descriptor. Read after the
+    /// fact, like the arguments themselves: the rules observe, the kernel layers decide.
+    static func resolve(_ path: String?, dirfd: Int32?, pid: Int32) -> String? {
+        guard let path, !path.isEmpty else { return path }
+        var text = path
+        for selfPrefix in ["/proc/self/", "/proc/thread-self/"] where text.hasPrefix(selfPrefix) {
+            text = "/proc/\(pid)/" + text.dropFirst(selfPrefix.count)
+        }
+        let fdPrefix = "/proc/\(pid)/fd/"
+        if text.hasPrefix(fdPrefix) {
+            let rest = text.dropFirst(fdPrefix.count)
+            let number = rest.prefix { $0 != "/" }
+            if let target = HostEnvironment.readLink(fdPrefix + number), target.hasPrefix("/") {
+                text = target + rest.dropFirst(number.count)
+            }
+        }
+        guard !text.hasPrefix("/") else { return text }
+        let base = (dirfd == nil || dirfd == -100)
+            ? HostEnvironment.readLink("/proc/\(pid)/cwd") : HostEnvironment.readLink("/proc/\(pid)/fd/\(dirfd!)")
+        guard let base, base.hasPrefix("/") else { return text }  // judged against the initial folder
+        return base + "/" + text
+    }
+
     /// What the rules need of a watched call: its syscall, the path it names and whether it
     /// writes (creates, truncates, removes, renames).
     init(_ call: WatchedCall) {
@@ -184,6 +209,8 @@ extension MonitorEngine.Call {
         default:
             writes = false
         }
-        self.init(syscall: call.syscall, path: call.path, writtenPaths: written, writes: writes)
+        let resolve = { (path: String?) in Self.resolve(path, dirfd: call.dirfd, pid: call.pid) }
+        self.init(syscall: call.syscall, path: resolve(call.path), writtenPaths: written.compactMap(resolve),
+                  writes: writes)
     }
 }

@@ -49,6 +49,16 @@ public enum HostEnvironment {
         return fd
     }
 
+    /// readlink(2); nil when `path` is not a symlink or cannot be read.
+    public static func readLink(_ path: String) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 4097)
+        let n = unsafe buffer.withUnsafeMutableBytes { raw in
+            unsafe Glibc.readlink(path, raw.baseAddress!.assumingMemoryBound(to: CChar.self), 4096)
+        }
+        guard n > 0, n < 4096 else { return nil }
+        return String(decoding: buffer[..<n], as: UTF8.self)
+    }
+
     /// realpath(3); nil when the path does not resolve.
     public static func realPath(_ path: String) -> String? {
         guard let resolved = unsafe Glibc.realpath(path, nil) else { return nil }

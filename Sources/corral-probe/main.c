@@ -67,6 +67,7 @@ static const struct command commands[] = {
     {"flood-buffered", 1, 1,  "BYTES",              cmd_flood_buffered},
     {"write-fd",       2, 2,  "FD TEXT",            cmd_write_fd},
     {"tcxonc",         0, 0,  "",                   cmd_tcxonc},
+    {"write-relative", 3, 3,  "cwd|dirfd DIR NAME", cmd_write_relative},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -90,5 +90,6 @@ void cmd_connect_many(int, char **);
 void cmd_flood_buffered(int, char **);
 void cmd_write_fd(int, char **);
 void cmd_tcxonc(int, char **);
+void cmd_write_relative(int, char **);
 
 #endif

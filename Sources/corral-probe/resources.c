@@ -167,3 +167,21 @@ void cmd_tcxonc(int argc, char **argv)
     (void)argc; (void)argv;
     report(ioctl(0, TCXONC, TCOOFF) == 0 ? 0 : errno, "tcxonc");
 }
+
+/* write-relative cwd|dirfd DIR NAME: opens NAME for writing relative to DIR, either after
+ * chdir(DIR) or with openat(open(DIR)); prints `ok` or `errno=ENAME`. */
+void cmd_write_relative(int argc, char **argv)
+{
+    (void)argc;
+    int fd;
+    if (strcmp(argv[0], "cwd") == 0) {
+        if (chdir(argv[1]) < 0) { report(errno, "chdir"); return; }
+        fd = open(argv[2], O_WRONLY | O_CREAT, 0644);
+    } else {
+        int dir = open(argv[1], O_PATH | O_DIRECTORY);
+        if (dir < 0) { report(errno, "open"); return; }
+        fd = openat(dir, argv[2], O_WRONLY | O_CREAT, 0644);
+    }
+    report(fd < 0 ? errno : 0, "%s", argv[0]);
+    if (fd >= 0) close(fd);
+}

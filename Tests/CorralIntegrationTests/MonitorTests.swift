@@ -251,6 +251,24 @@ struct MonitorTests {
         }
     }
 
+    /// A write named relative to a changed folder or to a directory descriptor is judged
+    /// where the kernel would put it (the caller's cwd and fd, read from /proc).
+    @Test("write-outside-declared resolves chdir- and dirfd-relative names", arguments: RunAs.allCases, ["cwd", "dirfd"])
+    func writeOutsideDeclaredRelative(_ runAs: RunAs, mode: String) async throws {
+        try await withSandbox(runAs) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.monitor = ["{ id: stray-write, when: write-outside-declared, then: alert }"]
+            let path = try sandbox.write(manifest)
+            let report = sandbox.scratch + "/report.json"
+            let result = try await sandbox.run(path, [sandbox.probe, "write-relative", mode, sandbox.root, "planted.txt"],
+                                               report: report)
+            expectProbe(result, printed: "\(mode) errno=EROFS")
+            let fired = try LimitsReport.read(report).rulesFired.map(\.detail)
+            #expect(fired == ["\(mode == "cwd" ? "open" : "openat") of \(sandbox.root)/planted.txt, outside filesystem.write"]
+                    || fired == ["openat of \(sandbox.root)/planted.txt, outside filesystem.write"], "\(fired)")
+        }
+    }
+
     /// On a terminal, a run longer than a second shows a live status line on stderr, cleared
     /// at the end; `--quiet` has none. `script` gives corral a pseudo-terminal.
     @Test("a live status line on a terminal, none with --quiet")
