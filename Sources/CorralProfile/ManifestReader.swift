@@ -205,15 +205,13 @@ struct Placed {
 
     /// The repeat within one list that comes first in the file.
     static func firstRepeat(in list: [Placed]) -> (earlier: Placed, later: Placed)? {
-        var seen: [String: Placed] = [:]
+        // Manifest lists are short: comparing pairs beats a dictionary, whose generic
+        // storage is set up at run time on the launch path.
         var found: (earlier: Placed, later: Placed)?
-        for place in list {
-            if let earlier = seen[place.value] {
-                let pair = ordered(earlier, place)
-                if found.map({ pair.later.line < $0.later.line }) ?? true { found = pair }
-            } else {
-                seen[place.value] = place
-            }
+        for (index, place) in list.enumerated() {
+            guard let earlier = list[..<index].first(where: { $0.value == place.value }) else { continue }
+            let pair = ordered(earlier, place)
+            if found.map({ pair.later.line < $0.later.line }) ?? true { found = pair }
         }
         return found
     }

@@ -32,7 +32,7 @@ public enum PathText {
         var result = ""
         for component in components {
             result += "/"
-            result.append(contentsOf: component)
+            result.append(String(component))
         }
         return result.isEmpty ? "/" : result
     }

@@ -184,7 +184,7 @@ public enum Materializer {
             let parts = path.split(separator: "/").dropLast()
             for part in parts {
                 prefix.append("/")
-                prefix.append(contentsOf: part)
+                prefix.append(String(part))
                 if ownFolders.contains(prefix) || insideHostTree(prefix) { continue }
                 if hostTrees.contains(prefix) { continue }
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_MKDIR, flags: 0, mode: 0o755, target: rel(prefix)))
