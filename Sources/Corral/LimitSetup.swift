@@ -12,12 +12,7 @@ struct LimitSetup {
 
     static func prepare(_ limits: Limits, monitor: [MonitorRule]) throws(CorralError) -> LimitSetup {
         var setup = LimitSetup()
-        let needsMeter = limits.needsCgroup || monitor.contains {
-            switch $0.condition {
-            case .processesAbove, .memoryAbove, .cpuAbove, .limitReached: true
-            default: $0.action == .pause
-            }
-        }
+        let needsMeter = limits.needsCgroup || monitor.contains { $0.condition.readsResources || $0.action == .pause }
         var meterProblem: String?
         if needsMeter {
             do throws(CorralError) {
@@ -49,14 +44,8 @@ struct LimitSetup {
         if let size = limits.fileSize { record("file_size", Limits.format(bytes: size), "rlimit RLIMIT_FSIZE") }
         if let output = limits.output { record("output", Limits.format(bytes: output), "supervisor (stdout and stderr relayed)") }
         // Rules on resources read the run's cgroup: without one they could never fire.
-        for rule in monitor {
-            switch rule.condition {
-            case .processesAbove, .memoryAbove, .cpuAbove, .limitReached:
-                record("monitor \(rule.id)", "\(rule.condition)",
-                       setup.meter == nil ? nil : "the run's cgroup, sampled every 50 ms")
-            default:
-                continue
-            }
+        for rule in monitor where rule.condition.readsResources {
+            record("monitor \(rule.id)", "\(rule.condition)", setup.meter == nil ? nil : "the run's cgroup, sampled every 50 ms")
         }
 
         let missing = setup.limits.filter { $0.mechanism == nil }

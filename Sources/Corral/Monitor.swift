@@ -36,17 +36,8 @@ struct MonitorEngine {
         self.writeAllowed = writeAllowed
     }
 
-    var isEmpty: Bool { rules.isEmpty }
-
     /// Whether some rule needs resource samples (processes, memory, cpu).
-    var samplesResources: Bool {
-        rules.contains {
-            switch $0.condition {
-            case .processesAbove, .memoryAbove, .cpuAbove, .limitReached: true
-            default: false
-            }
-        }
-    }
+    var samplesResources: Bool { rules.contains { $0.condition.readsResources } }
 
     /// The calls a `rate(name)` rule counts together: one act, several syscalls.
     static func family(of name: String) -> Set<String> {
@@ -71,8 +62,7 @@ struct MonitorEngine {
             case .outputAbove(let bound):
                 detail = output > bound ? "\(output) bytes of output" : nil
             case .cpuAbove(let bound):
-                let limit = Double(bound.components.seconds) + Double(bound.components.attoseconds) / 1e18
-                detail = cpuSeconds.flatMap { $0 > limit ? "\(Self.seconds($0)) of CPU" : nil }
+                detail = cpuSeconds.flatMap { $0 > bound.seconds ? "\(Self.formatSeconds($0)) of CPU" : nil }
             default:
                 detail = nil
             }
@@ -96,8 +86,7 @@ struct MonitorEngine {
             var detail: String?
             switch rule.condition {
             case .rate(let name, let count, let window) where Self.family(of: name).contains(call.syscall):
-                let span = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
-                var times = recent[name, default: []].filter { now - $0 < span }
+                var times = recent[name, default: []].filter { now - $0 < window.seconds }
                 times.append(now)
                 recent[name] = times
                 if times.count > count {
@@ -119,7 +108,7 @@ struct MonitorEngine {
         return firings
     }
 
-    static func seconds(_ value: Double) -> String {
+    static func formatSeconds(_ value: Double) -> String {
         let tenths = (value * 10).rounded()
         return "\(Int(tenths) / 10).\(Int(tenths) % 10)s"
     }

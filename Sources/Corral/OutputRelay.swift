@@ -121,7 +121,7 @@ struct StatusLine {
         guard enabled, elapsed >= 1, Int(elapsed) != lastDrawn else { return }
         lastDrawn = Int(elapsed)
         var parts = ["\(Int(elapsed))s"]
-        if let cpu = sample?.cpuSeconds { parts.append("cpu \(MonitorEngine.seconds(cpu))") }
+        if let cpu = sample?.cpuSeconds { parts.append("cpu \(MonitorEngine.formatSeconds(cpu))") }
         if let memory = sample?.memoryBytes { parts.append("mem \(memory >> 20)MiB") }
         if let processes = sample?.processes { parts.append("\(processes) procs") }
         // Only when the terminal takes it now: a command can suspend the terminal's output,

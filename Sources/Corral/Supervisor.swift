@@ -170,8 +170,8 @@ final class Supervisor {
     private func watch(_ process: SandboxProcess, plan: LaunchPlan, control: RunControl, relay: OutputRelay,
                        signals: SignalWatcher?, launched: Double) {
         let meter = control.meter
-        let wallDeadline = plan.limits.wall.map { launched + Self.seconds($0) }
-        let cpuLimit = plan.limits.cpu.map(Self.seconds)
+        let wallDeadline = plan.limits.wall.map { launched + $0.seconds }
+        let cpuLimit = plan.limits.cpu.map(\.seconds)
         let sampling = meter != nil && (cpuLimit != nil || control.samplesResources || plan.limits.memory != nil
                                         || plan.limits.processes != nil || options.statusLine)
         var nextSample = launched + Self.sampleInterval
@@ -234,7 +234,7 @@ final class Supervisor {
                     }
                     control.events.emit(.signal) { $0.signal = signal }
                     process.signal(signal)
-                    graceDeadline = HostEnvironment.monotonicSeconds() + Self.seconds(options.gracePeriod)
+                    graceDeadline = HostEnvironment.monotonicSeconds() + options.gracePeriod.seconds
                 }
             }
         }
@@ -307,10 +307,6 @@ final class Supervisor {
         case .signaled(9) where (oomKills ?? 0) > 0: .memory
         default: nil
         }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

@@ -244,6 +244,21 @@ public enum MonitorAction: String, Sendable, Hashable, CaseIterable {
     case kill
 }
 
+extension Duration {
+    /// The duration in seconds, as a Double (clocks and samples compare in these).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension MonitorCondition {
+    /// Whether the condition reads the run's resource use (its cgroup), not its calls or output.
+    public var readsResources: Bool {
+        switch self {
+        case .processesAbove, .memoryAbove, .cpuAbove, .limitReached: true
+        default: false
+        }
+    }
+}
+
 extension Limits {
     /// `1.5GiB`, `512MiB`, `20kB`, `7B`: the largest binary unit that divides evenly, else
     /// decimal, else bytes.
