@@ -8,11 +8,9 @@ import Glibc
 /// a fixture tree.
 public struct HostProbe: Sendable {
     public var procRoot: String
-    public var cgroupRoot: String
 
-    public init(procRoot: String = "/proc", cgroupRoot: String = "/sys/fs/cgroup") {
+    public init(procRoot: String = "/proc") {
         self.procRoot = procRoot
-        self.cgroupRoot = cgroupRoot
     }
 
     /// The compiler's view of this host.
@@ -93,21 +91,21 @@ public struct HostProbe: Sendable {
         )
     }
 
-    /// "v2" (unified only), "hybrid" (v1 controllers + a v2 tree) or "v1"; and where each
-    /// controller Corral cares about lives.
+    /// "v2" (unified only), "hybrid" (v1 controllers and a v2 tree), "v1" or "none"; and the
+    /// version each controller is mounted with. Derived from `CgroupHost`, which the run
+    /// cgroups use, so `corral probe` and the runs agree.
     func cgroups() -> (String, [String: String]) {
+        let host = CgroupHost.detect(procSelf: procRoot + "/self")
         var controllers: [String: String] = [:]
-        let unified = readSmallFile("\(cgroupRoot)/cgroup.controllers")
-        if let unified {
-            for c in unified.split(whereSeparator: { $0 == " " || $0 == "\n" }) { controllers[String(c)] = "v2" }
-            return ("v2", controllers)
+        for hierarchy in host.legacy { for c in hierarchy.controllers { controllers[c] = "v1" } }
+        for c in host.unified?.controllers ?? [] { controllers[c] = "v2" }
+        let version = switch host.layout {
+        case .unified: "v2"
+        case .hybrid: "hybrid"
+        case .legacy: "v1"
+        case .none: "none"
         }
-        let hybrid = readSmallFile("\(cgroupRoot)/unified/cgroup.controllers")
-        for c in (hybrid ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }) { controllers[String(c)] = "v2" }
-        for c in ["memory", "pids", "cpu", "freezer", "cpuacct"] where unsafe access("\(cgroupRoot)/\(c)/tasks", F_OK) == 0 {
-            controllers[c] = "v1"
-        }
-        return (hybrid == nil ? "v1" : "hybrid", controllers)
+        return (version, controllers)
     }
 }
 

@@ -28,7 +28,7 @@ public enum SeccompCompiler {
 
     /// The native syscall number for `name`, or nil when this architecture has no such call.
     static func resolve(_ name: String) -> Int32? {
-        let nr = seccomp_syscall_resolve_name(name)
+        let nr = unsafe seccomp_syscall_resolve_name(name)
         if nr >= 0 { return nr }
         if nr == __NR_SCMP_ERROR { return newerSyscalls[name] }
         return nil  // a pseudo number: the call exists only on other architectures
@@ -61,10 +61,10 @@ public enum SeccompCompiler {
         }
         if !plan.manifestDenials.isEmpty {
             let deny = action(for: plan.onDeny)
-            programs.append(try build(defaultAction: SCMP_ACT_ALLOW) { ctx throws(CorralError) in
+            programs.append(try unsafe build(defaultAction: SCMP_ACT_ALLOW) { ctx throws(CorralError) in
                 for name in plan.manifestDenials {
                     guard let nr = resolve(name) else { continue }
-                    try check(seccomp_rule_add_array(ctx, deny, nr, 0, nil), "deny \(name)")
+                    try check(unsafe seccomp_rule_add_array(ctx, deny, nr, 0, nil), "deny \(name)")
                 }
             })
         }
@@ -100,22 +100,22 @@ public enum SeccompCompiler {
     static func compileBase(_ plan: SeccompPlan) throws(CorralError) -> [SeccompProgram] {
         let deny = action(for: plan.onDeny)
         var programs: [SeccompProgram] = []
-        programs.append(try build(defaultAction: deny) { ctx throws(CorralError) in
+        programs.append(try unsafe build(defaultAction: deny) { ctx throws(CorralError) in
             for name in plan.allowed {
                 guard let nr = resolve(name) else { continue }
-                try check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 0, nil), "allow \(name)")
+                try check(unsafe seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 0, nil), "allow \(name)")
             }
             for rule in plan.conditionalAllows {
-                try add(rule, action: SCMP_ACT_ALLOW, to: ctx)
+                try unsafe add(rule, action: SCMP_ACT_ALLOW, to: ctx)
             }
             for name in plan.enosys {
                 guard let nr = resolve(name) else { continue }
-                try check(seccomp_rule_add_array(ctx, 0x0005_0000 | UInt32(ENOSYS), nr, 0, nil), "enosys \(name)")
+                try check(unsafe seccomp_rule_add_array(ctx, 0x0005_0000 | UInt32(ENOSYS), nr, 0, nil), "enosys \(name)")
             }
         })
         if !plan.argumentDenials.isEmpty {
-            programs.append(try build(defaultAction: SCMP_ACT_ALLOW) { ctx throws(CorralError) in
-                for rule in plan.argumentDenials { try add(rule, action: deny, to: ctx) }
+            programs.append(try unsafe build(defaultAction: SCMP_ACT_ALLOW) { ctx throws(CorralError) in
+                for rule in plan.argumentDenials { try unsafe add(rule, action: deny, to: ctx) }
             })
         }
         return programs
@@ -140,30 +140,30 @@ public enum SeccompCompiler {
 
     private static func build(defaultAction: UInt32,
                               _ body: (scmp_filter_ctx) throws(CorralError) -> Void) throws(CorralError) -> SeccompProgram {
-        guard let ctx = seccomp_init(defaultAction) else {
+        guard let ctx = unsafe seccomp_init(defaultAction) else {
             throw CorralError(.setupFailed, operation: "seccomp_init", errno: .noMemory)
         }
-        defer { seccomp_release(ctx) }
+        defer { unsafe seccomp_release(ctx) }
         // Other architectures' calling conventions (int 0x80, x32) would reach syscalls under
         // other numbers: kill the whole process, not just the thread.
-        try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch")
+        try check(unsafe seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch")
         // Linear layout (libseccomp's default). The binary tree attaches faster (~0.09 ms
         // against ~0.28 ms, DESIGN.md) but takes ~1 ms longer to generate for ~300 rules
         // (measured here with libseccomp 2.5.4), and generation is on every launch's path.
-        try body(ctx)
-        return try export(ctx)
+        try unsafe body(ctx)
+        return try unsafe export(ctx)
     }
 
     /// libseccomp 2.5 exports only to a file descriptor: go through a memfd.
     private static func export(_ ctx: scmp_filter_ctx) throws(CorralError) -> SeccompProgram {
         let fd: FileDescriptor
         do {
-            fd = FileDescriptor(rawValue: try valueOrNegatedErrno(corral_memfd_create("corral-seccomp")).get())
+            fd = FileDescriptor(rawValue: try valueOrNegatedErrno(unsafe corral_memfd_create("corral-seccomp")).get())
         } catch {
             throw CorralError(.setupFailed, operation: "memfd_create", errno: error)
         }
         defer { fd.closeChecked() }
-        let rc = seccomp_export_bpf(ctx, fd.rawValue)
+        let rc = unsafe seccomp_export_bpf(ctx, fd.rawValue)
         if rc < 0 { throw CorralError(.setupFailed, operation: "seccomp_export_bpf", errno: Errno(rawValue: -rc)) }
         let size = lseek(fd.rawValue, 0, SEEK_CUR)
         _ = lseek(fd.rawValue, 0, SEEK_SET)

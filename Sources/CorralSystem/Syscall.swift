@@ -4,7 +4,7 @@ import SystemPackage
 
 // MARK: - Shims: the one place each libc call is made from (a hook for tests, as in swift-system)
 
-func system_open(_ path: String, _ flags: Int32) -> Int32 { Glibc.open(path, flags) }
+func system_open(_ path: String, _ flags: Int32) -> Int32 { unsafe Glibc.open(path, flags) }
 
 // MARK: - One place for errno handling (swift-system style)
 
@@ -49,7 +49,7 @@ extension FileDescriptor {
     /// kept; descriptors can travel with a message).
     static func closeOnExecSocketPair() throws(Errno) -> (FileDescriptor, FileDescriptor) {
         var fds: [Int32] = [-1, -1]
-        _ = try unsafe valueOrErrno { unsafe socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }.get()
+        _ = try valueOrErrno { unsafe socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }.get()
         return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
     }
 
@@ -66,7 +66,7 @@ extension FileDescriptor {
         var filled = 0
         while filled < count {
             let n = try unsafe buffer.withUnsafeMutableBytes { raw in
-                unsafe valueOrErrno { unsafe Glibc.read(rawValue, raw.baseAddress! + filled, count - filled) }
+                valueOrErrno { unsafe Glibc.read(rawValue, raw.baseAddress! + filled, count - filled) }
             }.get()
             if n == 0 { break }
             filled += n
@@ -79,7 +79,7 @@ extension FileDescriptor {
         var written = 0
         while written < bytes.count {
             let n = try unsafe bytes.withUnsafeBytes { raw in
-                unsafe valueOrErrno { unsafe Glibc.write(rawValue, raw.baseAddress! + written, bytes.count - written) }
+                valueOrErrno { unsafe Glibc.write(rawValue, raw.baseAddress! + written, bytes.count - written) }
             }.get()
             written += n
         }
@@ -100,7 +100,7 @@ struct FileIdentity: Sendable, Hashable {
     /// The corresponding C function is `fstat`.
     init(of fd: FileDescriptor) throws(Errno) {
         var st = stat()
-        _ = try unsafe valueOrErrno { unsafe fstat(fd.rawValue, &st) }.get()
+        _ = try valueOrErrno { unsafe fstat(fd.rawValue, &st) }.get()
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
         isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
@@ -160,7 +160,7 @@ func openDeclaredPath(_ path: String, writable: WritableTrees) throws(Errno) -> 
         }
         let (parent, parentWritable) = stack[stack.count - 1]
         let next = FileDescriptor(rawValue: try valueOrErrno {
-            openat(parent.rawValue, component, corral_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+            unsafe openat(parent.rawValue, component, corral_O_PATH | O_NOFOLLOW | O_CLOEXEC)
         }.get())
         let identity: FileIdentity
         do { identity = try FileIdentity(of: next) } catch {
