@@ -125,15 +125,6 @@ public struct FilesystemSpec: Sendable, Hashable {
     public init() {}
 }
 
-public enum NetworkMode: String, Sendable, Hashable, CaseIterable {
-    case none, loopback, allowlist, host
-}
-
-public struct NetworkSpec: Sendable, Hashable {
-    public var mode: NetworkMode = .none
-    public init() {}
-}
-
 /// `limits:` — what one run may use. Each is enforced by the strongest mechanism the host
 /// offers (cgroup, rlimit, the supervisor); the run report says which.
 public struct Limits: Sendable, Hashable {

@@ -133,8 +133,19 @@ final class Sandbox: Sendable {
         return path
     }
 
+    /// Copies through `/bin/cp`, so the descriptor that writes the copy is never open in
+    /// this test process: a child forked here by a concurrent test (Process, or a launch in
+    /// the library tests) would inherit it until its exec, and executing the copy in that
+    /// window fails with ETXTBSY.
     func copy(_ source: String, to destination: String, mode: Int) throws {
-        try FileManager.default.copyItem(atPath: source, toPath: destination)
+        let cp = Process()
+        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+        cp.arguments = ["--", source, destination]
+        try cp.run()
+        cp.waitUntilExit()
+        guard cp.terminationReason == .exit, cp.terminationStatus == 0 else {
+            throw TestFailure("cp \(source) \(destination) failed with status \(cp.terminationStatus)")
+        }
         try setPermissions(destination, mode)
     }
 
