@@ -6,7 +6,7 @@
 //   2. close inherited fds                     loopback up; memfds noexec
 //   3. uid/gid maps (written by itself)     5. wait for "go" (and the Landlock ruleset)
 // then, with the whole plan:
-//   6. cgroup namespace (rooted at the run's cgroup), stdio
+//   6. cgroup namespace (rooted at the run's cgroup), egress listeners handed over, stdio
 //   7. mounts, pivot_root                  10. capabilities dropped, no_new_privs, non-dumpable
 //   8. hostname, rlimits                   11. spawn the command (vfork-style clone), unmap
 //   9. Landlock rules for /proc, /dev, /tmp     the shared plan
@@ -19,7 +19,9 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -185,6 +187,34 @@ static int step_drop_capabilities(uint32_t last_cap) {
     return (int)syscall(SYS_capset, &header, data);
 }
 
+/// Listens on 127.0.0.1:PORT for each egress port, inside the run's network namespace, and
+/// hands each socket to the supervisor; init keeps no copy.
+static int step_egress_listeners(const struct corral_launch_plan *plan, uint32_t *index) {
+    for (uint32_t i = 0; i < plan->listen_port_count; i++) {
+        *index = i + 1;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        int one = 1;
+        struct sockaddr_in address;
+        memset(&address, 0, sizeof address);
+        address.sin_family = AF_INET;
+        address.sin_port = htons(plan->listen_ports[i]);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (rc == 0) rc = bind(fd, (struct sockaddr *)&address, sizeof address);
+        if (rc == 0) rc = listen(fd, 4096);
+        if (rc == 0) {
+            rc = corral_send_byte(plan->report_fd, CORRAL_REPORT_SOCKET, fd);
+            if (rc < 0) { errno = -rc; rc = -1; }
+        }
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
 static int step_landlock_child_rules(const struct corral_launch_plan *plan, uint32_t *index) {
     for (uint32_t i = 0; i < plan->landlock_child_rule_count; i++) {
         *index = i;
@@ -341,6 +371,10 @@ void corral_child_main(const struct corral_launch_plan *shared) {
 
     if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
         corral_fail(&failure, CORRAL_STAGE_NAMESPACES, 1);
+        report_and_exit(plan, &failure);
+    }
+    if (plan->listen_port_count && step_egress_listeners(plan, &index) < 0) {
+        corral_fail(&failure, CORRAL_STAGE_NETWORK, index);
         report_and_exit(plan, &failure);
     }
     for (int i = 0; i < 3; i++) {

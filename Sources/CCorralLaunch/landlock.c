@@ -46,6 +46,17 @@ int corral_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowe
     return corral_landlock_add_rule_raw(ruleset_fd, parent_fd, allowed) < 0 ? -errno : 0;
 }
 
+struct net_port_attr {
+    uint64_t allowed_access;
+    uint64_t port;
+} __attribute__((packed));
+
+int corral_landlock_add_port_rule(int ruleset_fd, uint64_t port, uint64_t allowed) {
+    struct net_port_attr attr = {.allowed_access = allowed, .port = port};
+    long rc = syscall(SYS_landlock_add_rule, ruleset_fd, 2 /* LANDLOCK_RULE_NET_PORT */, &attr, 0);
+    return rc < 0 ? -errno : 0;
+}
+
 int corral_landlock_restrict_self_raw(int ruleset_fd, uint32_t flags) {
     return (int)syscall(SYS_landlock_restrict_self, ruleset_fd, flags);
 }

@@ -18,9 +18,14 @@ struct MonitorEngine {
         var writtenPaths: [String] = []
         /// Whether it creates, writes, removes or renames (open with a write flag, unlink…).
         var writes: Bool
+        /// A connect to 127.0.0.1: its port (a connect to the egress proxy is counted once,
+        /// as the proxy's request).
+        var loopbackPort: UInt16?
     }
 
     let rules: [MonitorRule]
+    /// The egress listeners' ports: connects to them are counted as the proxy's requests.
+    var egressPorts: [UInt16] = []
     /// Whether a path may be executed (`filesystem.exec`).
     let execAllowed: @Sendable (String) -> Bool
     /// Whether a path lies where the run may write (`filesystem.write`, its private /tmp…).
@@ -85,14 +90,9 @@ struct MonitorEngine {
         for rule in rules where !fired.contains(rule.id) {
             var detail: String?
             switch rule.condition {
-            case .rate(let name, let count, let window) where Self.family(of: name).contains(call.syscall):
-                var times = recent[name, default: []].filter { now - $0 < window.seconds }
-                times.append(now)
-                recent[name] = times
-                if times.count > count {
-                    let what = Self.family(of: name).count > 1 ? Self.family(of: name).sorted().joined(separator: "/") : name
-                    detail = "\(times.count) \(what) calls within \(Limits.format(window))"
-                }
+            case .rate(let name, let limit, let window) where Self.family(of: name).contains(call.syscall):
+                if let port = call.loopbackPort, egressPorts.contains(port) { break }
+                detail = count(name, limit: limit, window: window, at: now)
             case .execOutsideAllowlist where call.syscall == "execve" || call.syscall == "execveat":
                 if let path = call.path, !execAllowed(path) { detail = "exec of \(path), outside filesystem.exec" }
             case .writeOutsideDeclared where call.writes:
@@ -106,6 +106,35 @@ struct MonitorEngine {
             if let detail, let firing = fire(rule, detail) { firings.append(firing) }
         }
         return firings
+    }
+
+    /// A request through the egress proxy or a forward (`unlisted`: no allow entry names its
+    /// host). It counts for `rate(connect)`; an unlisted host fires `new-host`.
+    mutating func network(host: String, port: UInt16, unlisted: Bool, at now: Double) -> [Firing] {
+        var firings: [Firing] = []
+        for rule in rules where !fired.contains(rule.id) {
+            var detail: String?
+            switch rule.condition {
+            case .rate(let name, let limit, let window) where Self.family(of: name).contains("connect"):
+                detail = count(name, limit: limit, window: window, at: now)
+            case .newHost where unlisted:
+                detail = "request for \(host):\(port), which network.allow does not name"
+            default:
+                break
+            }
+            if let detail, let firing = fire(rule, detail) { firings.append(firing) }
+        }
+        return firings
+    }
+
+    /// Records one `name` act at `now`; the detail when more than `limit` fall in `window`.
+    private mutating func count(_ name: String, limit: Int, window: Duration, at now: Double) -> String? {
+        var times = recent[name, default: []].filter { now - $0 < window.seconds }
+        times.append(now)
+        recent[name] = times
+        guard times.count > limit else { return nil }
+        let what = Self.family(of: name).count > 1 ? Self.family(of: name).sorted().joined(separator: "/") : name
+        return "\(times.count) \(what) calls within \(Limits.format(window))"
     }
 
     static func formatSeconds(_ value: Double) -> String {

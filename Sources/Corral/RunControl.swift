@@ -107,6 +107,18 @@ final class RunControl: Sendable {
         return act(on: firings, onWatcherThread: true) ? .deny(errno: 1) : .continue
     }
 
+    /// A decision of the egress proxy (from the supervisor's thread); true when a rule ended
+    /// the run. Malformed input and the proxy's own limits are not requests for a host.
+    func network(_ decision: NetworkDecision) -> Bool {
+        guard decision.decision != .error, let host = decision.host else { return false }
+        let now = HostEnvironment.monotonicSeconds()
+        let firings = state.withLock { state -> [MonitorEngine.Firing] in
+            guard !state.paused else { return [] }
+            return state.monitor.network(host: host, port: decision.port ?? 0, unlisted: decision.hostUnlisted, at: now)
+        }
+        return act(on: firings)
+    }
+
     /// On the supervisor's thread, when `wake` is readable: a pause a watched call asked for.
     func carryOutRequests() {
         while let bytes = wake.readAvailable(), !bytes.isEmpty {}
@@ -212,5 +224,9 @@ extension MonitorEngine.Call {
         let resolve = { (path: String?) in Self.resolve(path, dirfd: call.dirfd, pid: call.pid) }
         self.init(syscall: call.syscall, path: resolve(call.path), writtenPaths: written.compactMap(resolve),
                   writes: writes)
+        if call.syscall == "connect", let address = call.address, address.family == "inet",
+           address.address == "127.0.0.1" {
+            loopbackPort = address.port
+        }
     }
 }

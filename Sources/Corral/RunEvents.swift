@@ -23,6 +23,8 @@ public struct RunEvent: Sendable, Codable, Hashable {
         case signal
         /// The run ended (`termination`, `exitStatus`, `verdict`, `reason`).
         case exit
+        /// A decision of the egress proxy (`network`).
+        case network
     }
 
     public var seq: Int
@@ -44,6 +46,7 @@ public struct RunEvent: Sendable, Codable, Hashable {
     public var termination: Termination?
     public var exitStatus: Int32?
     public var verdict: Verdict?
+    public var network: NetworkDecision?
 
     public init(seq: Int, time: String, type: Kind, goal: String) {
         self.seq = seq

@@ -149,6 +149,8 @@ public struct RunReport: Sendable, Codable {
     public var rulesFired: [RuleFiring]
     public var namespaces: [String]
     public var network: String
+    /// The egress proxy's listeners and decisions (network.mode allowlist and loopback).
+    public var egress: EgressSummary? = nil
     public var landlockABI: Int
     public var landlockEnforcement: String
     /// Landlock rights this kernel could not enforce (best-effort runs).

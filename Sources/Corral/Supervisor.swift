@@ -38,6 +38,7 @@ final class Supervisor {
             events.emit(.limit) { $0.limit = limit.limit; $0.detail = "not enforced: \(limit.notEnforced ?? "")" }
         }
 
+        if !profile.network.listenPorts.isEmpty { try EgressProcess.checkAvailable() }
         // stdout and stderr go through the supervisor when it must count or cap them.
         let capsOutput = profile.limits.output != nil
             || profile.monitor.contains { if case .outputAbove = $0.condition { true } else { false } }
@@ -70,8 +71,9 @@ final class Supervisor {
         let materialised = HostEnvironment.monotonicSeconds()
         try attaching?.result()
 
-        let control = try RunControl(monitor: Self.monitor(for: plan, profile: profile), events: events, meter: meter,
-                                 quiet: options.quiet)
+        var monitor = Self.monitor(for: plan, profile: profile)
+        monitor.egressPorts = plan.egress?.listeners.map(\.port) ?? []
+        let control = try RunControl(monitor: monitor, events: events, meter: meter, quiet: options.quiet)
         control.attach(pending.sandbox)
         control.launching(candidates: prepared.execCandidates)
         let syscallWatcher = makeSyscallWatcher(prepared, start: start, control: control)
@@ -113,21 +115,39 @@ final class Supervisor {
             let ended = HostEnvironment.monotonicSeconds()
             return finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)")
         }
+        let egress: EgressProcess?
+        do {
+            egress = try Self.startEgress(plan.egress, pending: pending)
+        } catch {
+            // The command runs already, but without the network its manifest promises.
+            control.attach(process)
+            meter?.killAll()
+            process.killTree()
+            _ = process.reap()
+            throw error
+        }
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
-        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched)
+        var egressSummary = plan.egress.map { EgressSummary(plan: $0) }
+        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched,
+              egress: egress, egressSummary: &egressSummary)
         let ended = HostEnvironment.monotonicSeconds()
         meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
+        if let egress {
+            egress.stop()
+            _ = Self.readEgress(egress, into: &egressSummary!, control: control)
+        }
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
         relay.drain()
         finishResources(process: process, meter: meter, relay: relay)
         var result = finish(termination, killReason: control.killReason ?? Self.kernelKillReason(termination, oomKills: resources.oomKills),
                             launched: launched, ended: ended)
         if let watchLog { result.report.record(watchLog, program: prepared.watchProgram) }
+        result.report.egress = egressSummary
         return result
     }
 
@@ -168,7 +188,8 @@ final class Supervisor {
     // MARK: - Watching
 
     private func watch(_ process: SandboxProcess, plan: LaunchPlan, control: RunControl, relay: OutputRelay,
-                       signals: SignalWatcher?, launched: Double) {
+                       signals: SignalWatcher?, launched: Double, egress: EgressProcess?,
+                       egressSummary: inout EgressSummary?) {
         let meter = control.meter
         let wallDeadline = plan.limits.wall.map { launched + $0.seconds }
         let cpuLimit = plan.limits.cpu.map(\.seconds)
@@ -201,7 +222,7 @@ final class Supervisor {
             if sampling { timeout = min(timeout, nextSample - now) }
             if relay.hasPending { timeout = min(timeout, 0.01) }
             let descriptors = [process.pollDescriptor, control.wake.readDescriptor] + relay.pollDescriptors
-                + (signals.map { [$0.descriptor] } ?? [])
+                + (signals.map { [$0.descriptor] } ?? []) + (egress.flatMap { $0.atEnd ? nil : [$0.pollDescriptor] } ?? [])
             let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
             if relay.pump(ready) == .capReached {
                 control.events.emit(.limit) { $0.limit = "output"; $0.detail = "\(relay.total) bytes passed through; the rest is cut" }
@@ -212,6 +233,13 @@ final class Supervisor {
                 break loop
             }
             if ready.contains(control.wake.readDescriptor) { control.carryOutRequests() }
+            if let egress, ready.contains(egress.pollDescriptor), egressSummary != nil,
+               Self.readEgress(egress, into: &egressSummary!, control: control) {
+                break loop
+            }
+            if let egress, egress.atEnd, egressSummary?.proxyEnded == nil {
+                egressSummary?.proxyEnded = "the egress proxy exited during the run; the sandbox had no way out since"
+            }
             if ready.contains(process.pollDescriptor) {
                 // The run ended on its own; what it did last still counts (a fork refused at
                 // the limit just before the end, an OOM kill that ended the command).

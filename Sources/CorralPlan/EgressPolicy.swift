@@ -29,7 +29,7 @@ public struct EgressPolicy: Sendable, Hashable {
             if host.hasPrefix("["), host.hasSuffix("]") {
                 host = String(host.dropFirst().dropLast())
                 guard let address = IPAddress(host), address.isV6 else { return nil }
-                self = .address(address)
+                self = .address(address.mappedV4 ?? address)
                 return
             }
             if let address = IPAddress(host) {

@@ -66,6 +66,32 @@ public struct LandlockScope: OptionSet, Sendable, Hashable {
     public static let signal = LandlockScope(rawValue: 1 << 1)
 }
 
+/// Landlock TCP rights (ABI 4).
+public struct LandlockNetAccess: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static let bindTCP = LandlockNetAccess(rawValue: 1 << 0)
+    public static let connectTCP = LandlockNetAccess(rawValue: 1 << 1)
+
+    public var description: String {
+        [(Self.bindTCP, "bind-tcp"), (Self.connectTCP, "connect-tcp")].filter { contains($0.0) }.map(\.1)
+            .joined(separator: ",")
+    }
+}
+
+/// A TCP port the sandbox may use for the handled net rights.
+public struct LandlockPortRule: Sendable, Hashable, CustomStringConvertible {
+    public var port: UInt16
+    public var access: LandlockNetAccess
+
+    public init(port: UInt16, access: LandlockNetAccess) {
+        self.port = port
+        self.access = access
+    }
+
+    public var description: String { "landlock allow \(access) port \(port)" }
+}
+
 public struct LandlockRule: Sendable, Hashable, CustomStringConvertible {
     public enum Anchor: Sendable, Hashable {
         /// A host path (glob for exec entries), opened by the parent before clone.
@@ -106,6 +132,9 @@ public struct LandlockPlan: Sendable, Hashable {
     public var rules: [LandlockRule]
     /// Rights the plan wanted but the kernel cannot enforce (best-effort only).
     public var dropped: LandlockAccess
+    /// TCP rights restricted to `portRules` (allowlist: connect only to the proxy's ports).
+    public var handledNet: LandlockNetAccess = []
+    public var portRules: [LandlockPortRule] = []
 
     public init(enforcement: Enforcement, abi: Int, handled: LandlockAccess, scoped: LandlockScope,
                 rules: [LandlockRule], dropped: LandlockAccess) {

@@ -19,6 +19,8 @@ public struct LaunchPlan: Sendable, Hashable, CustomStringConvertible {
     public var seccomp: SeccompPlan
     public var rlimits: [ResourceLimit]
     public var network: NetworkMode
+    /// The proxy and forwards (modes allowlist and loopback); nil for none and host.
+    public var egress: EgressPlan?
     public var command: [String]
     public var environment: [EnvironmentEntry]
     public var workdir: String

@@ -28,6 +28,20 @@ public enum PlanCompiler {
         // Monitor rules watch what they need too (rate(connect) watches connect, …).
         seccomp.watched = Set(seccomp.watched + (try monitorWatch(for: profile.monitor, seccomp: seccomp))).sorted()
         let workdir = try workdir(of: profile)
+        let egress = EgressPlan.of(profile.network)
+        if profile.network.mode != .allowlist, let rule = profile.monitor.first(where: { $0.condition == .newHost }) {
+            throw PlanError("rule \(rule.id): new-host can never fire: only network.mode allowlist has a proxy that sees hosts",
+                            at: rule.location, hint: "set network.mode: allowlist, or remove the rule")
+        }
+        var landlock = try landlock(for: profile, host: host)
+        // The kernel's backstop under the proxy: connect only to the proxy's own ports.
+        if profile.network.mode == .allowlist, let egress, landlock.abi >= 4 {
+            landlock.handledNet = .connectTCP
+            landlock.portRules = egress.listeners.map { LandlockPortRule(port: $0.port, access: .connectTCP) }
+        }
+        var environment = environment(for: profile.run.env)
+        // Last, so they win over the manifest's own: another proxy could not be reached.
+        environment += (egress?.proxyEnvironment ?? []).map { EnvironmentEntry(name: $0.name, source: .fixed($0.value)) }
 
         return LaunchPlan(
             goalID: profile.goal.id,
@@ -36,12 +50,13 @@ public enum PlanCompiler {
             gidMap: shape.gidMap,
             hostname: profile.goal.id,
             mounts: mounts(for: fs, limits: profile.limits),
-            landlock: try landlock(for: profile, host: host),
+            landlock: landlock,
             seccomp: seccomp,
             rlimits: rlimits(for: profile.limits),
             network: profile.network.mode,
+            egress: egress,
             command: argv,
-            environment: environment(for: profile.run.env),
+            environment: environment,
             workdir: workdir,
             limits: profile.limits,
             monitor: profile.monitor

@@ -10,7 +10,7 @@ enum PlanPrinter {
         lines.append("uid-map \(plan.uidMap)")
         lines.append("gid-map \(plan.gidMap)")
         lines.append("hostname \(plan.hostname)")
-        lines.append("network \(plan.network.rawValue)" + (plan.network == .none ? " (loopback only)" : ""))
+        lines += network(plan)
 
         lines.append("")
         lines.append("# filesystem: a new root on tmpfs, read-only once built, then pivot_root")
@@ -70,6 +70,31 @@ enum PlanPrinter {
             lines.append("landlock scope " + scopes.joined(separator: " "))
         }
         lines += plan.rules.map(\.description)
+        if !plan.handledNet.isEmpty {
+            lines.append("landlock handle \(plan.handledNet); allowed only to the ports below")
+            lines += plan.portRules.map(\.description)
+        }
+        return lines
+    }
+
+    private static func network(_ plan: LaunchPlan) -> [String] {
+        switch plan.network {
+        case .none: return ["network none (loopback only)"]
+        case .host: return ["network host (no network namespace: the host's network, unconfined)"]
+        case .loopback, .allowlist: break
+        }
+        var lines = [plan.network == .loopback
+            ? "network loopback (loopback only; the host loopback ports below forwarded in)"
+            : "network allowlist (loopback only; the outside through the supervisor's proxy)"]
+        guard let egress = plan.egress else { return lines }
+        lines += egress.listeners.map { "egress listen \(EgressPlan.listenAddress):\($0.port) \($0.role)" }
+        if plan.network == .allowlist {
+            lines += egress.policy.entries.map { "egress allow \($0.text)" }
+            lines.append("egress refuse loopback, private, link-local, metadata … addresses unless allowed by address")
+            let settings = egress.settings
+            lines.append("egress limits idle \(Limits.format(settings.idleTimeout)) max-duration "
+                         + "\(Limits.format(settings.maxDuration)) connections \(settings.maxConnections)")
+        }
         return lines
     }
 

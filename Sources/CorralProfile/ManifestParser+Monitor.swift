@@ -2,7 +2,7 @@
 
 extension ManifestParser {
     static let monitorKeys = ["id", "when", "then"]
-    static let conditionHint = "write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, "
+    static let conditionHint = "write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, new-host, "
         + "processes > 50, memory > 400MiB, output > 1MiB, cpu > 30s, limit(processes), limit(memory)"
 
     /// `monitor:` — a list of `{ id, when, then }`. Ids default to `rule-1`, `rule-2`, … and
@@ -71,6 +71,7 @@ extension ManifestParser {
         switch text {
         case "exec-outside-allowlist": return .execOutsideAllowlist
         case "write-outside-declared": return .writeOutsideDeclared
+        case "new-host": return .newHost
         default: break
         }
         if text.hasPrefix("limit("), text.hasSuffix(")") {

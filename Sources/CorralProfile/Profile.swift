@@ -184,6 +184,9 @@ public enum MonitorCondition: Sendable, Hashable, CustomStringConvertible {
     /// The kernel refused something because a limit was reached (fork at `processes`, an
     /// allocation at `memory`).
     case limitReached(LimitedResource)
+    /// A request through the egress proxy for a host no `network.allow` entry names (the
+    /// proxy refuses it; the rule decides what else happens).
+    case newHost
 
     public var description: String {
         switch self {
@@ -195,6 +198,7 @@ public enum MonitorCondition: Sendable, Hashable, CustomStringConvertible {
         case .outputAbove(let bytes): "output > \(Limits.format(bytes: bytes))"
         case .cpuAbove(let duration): "cpu > \(Limits.format(duration))"
         case .limitReached(let resource): "limit(\(resource.rawValue))"
+        case .newHost: "new-host"
         }
     }
 

@@ -50,7 +50,7 @@ public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringC
         case .mounts: "mount"
         case .pivotRoot: "pivot_root"
         case .hostname: "sethostname"
-        case .network: "ioctl(SIOCSIFFLAGS lo)"
+        case .network: "ioctl(SIOCSIFFLAGS lo) / bind of an egress listener"
         case .rlimits: "setrlimit"
         case .landlockRules: "landlock_add_rule"
         case .capabilities: "capset"

@@ -154,6 +154,10 @@ extension Launcher {
         unsafe c.pointee.seccomp_programs = UnsafePointer(arena.copy(programs))
         unsafe c.pointee.seccomp_program_count = UInt32(programs.count)
         unsafe c.pointee.cap_last_cap = prepared.capLastCap
+
+        let ports = plan.egress?.listeners.map(\.port) ?? []
+        unsafe c.pointee.listen_ports = UnsafePointer(arena.copy(ports))
+        unsafe c.pointee.listen_port_count = UInt32(ports.count)
     }
 
     /// Linux's RLIMIT_* numbers (identical on x86_64 and aarch64).

@@ -92,6 +92,9 @@ public struct ProcessUsage: Sendable, Hashable {
     private let sync: FileDescriptor
     private let report: FileDescriptor
     private var handedOver = false
+    /// The egress listeners init made inside the sandbox (`plan.egress.listeners`, in order),
+    /// received during `go`; the caller takes them (and must close them).
+    public private(set) var egressListeners: [FileDescriptor] = []
 
     init(shape: SandboxShape, process: SandboxProcess, arena: SharedArena, cPlan: UnsafeMutablePointer<corral_launch_plan>,
          sync: FileDescriptor, report: FileDescriptor) {
@@ -152,14 +155,28 @@ public struct ProcessUsage: Sendable, Hashable {
         // died before the command was spawned.
         var handOver: ((FileDescriptor) -> Void)?
         if let onListener, let launchMemory { handOver = { onListener($0, launchMemory) } }
-        guard let failure = Launcher.receiveReport(report, onListener: handOver) else {
+        var sockets: [FileDescriptor] = []
+        let received = Launcher.receiveReport(report, onListener: handOver) { sockets.append($0) }
+        guard let failure = received else {
+            for socket in sockets { socket.closeChecked() }
             let raw = process.reap()
             let status = raw & 0x7F == 0 ? "exited \((raw >> 8) & 0xFF)" : "killed by signal \(raw & 0x7F)"
             throw CorralError(.setupFailed, operation: "start the command",
                               message: "the sandbox's init ended before the command started (\(status)\(sent < 0 ? ", go: \(Errno(rawValue: -sent))" : ""))",
                               hint: "it was killed from outside, or by a resource limit during setup")
         }
-        if failure.stage == CORRAL_STAGE_NONE.rawValue { return process }
+        let expected = prepared.plan.egress?.listeners.count ?? 0
+        if failure.stage == CORRAL_STAGE_NONE.rawValue && sockets.count == expected {
+            egressListeners = sockets
+            return process
+        }
+        for socket in sockets { socket.closeChecked() }
+        if failure.stage == CORRAL_STAGE_NONE.rawValue {  // cannot happen: init sends them all or fails
+            process.killTree()
+            _ = process.reap()
+            throw CorralError(.setupFailed, stage: .network, operation: "receive egress listeners",
+                              message: "init handed over \(sockets.count) of \(expected) listening sockets")
+        }
         _ = process.reap()
         let stage = LaunchStage(rawValue: failure.stage)
         let errno = Errno(rawValue: failure.err)
@@ -247,8 +264,8 @@ public enum Launcher {
 
     /// Reads the report socket until end-of-file (nil: the command was executed) or a failure
     /// record. The listener message is handed to `onListener` (or closed), and reading goes on.
-    static func receiveReport(_ report: FileDescriptor,
-                              onListener: ((FileDescriptor) -> Void)?) -> corral_child_failure? {
+    static func receiveReport(_ report: FileDescriptor, onListener: ((FileDescriptor) -> Void)?,
+                              onSocket: (FileDescriptor) -> Void = { $0.closeChecked() }) -> corral_child_failure? {
         var buffer = [UInt8](repeating: 0, count: 64)
         while true {
             var passed: Int32 = -1
@@ -258,6 +275,10 @@ public enum Launcher {
             let attached = passed >= 0 ? FileDescriptor(rawValue: passed) : nil
             if n == 1 && buffer[0] == UInt8(CORRAL_REPORT_LISTENER), let attached {
                 if let onListener { onListener(attached) } else { attached.closeChecked() }
+                continue
+            }
+            if n == 1 && buffer[0] == UInt8(CORRAL_REPORT_SOCKET), let attached {
+                onSocket(attached)
                 continue
             }
             attached?.closeChecked()
@@ -275,6 +296,8 @@ public enum Launcher {
         case .mounts where i < prepared.mountOps.count: return "/" + prepared.mountOps[i].target
         case .landlockRules where i < prepared.landlockChildRules.count: return prepared.landlockChildRules[i].path
         case .chdir: return prepared.plan.workdir
+        case .network where i >= 1:
+            return (prepared.plan.egress?.listeners.dropFirst(i - 1).first).map { "\(EgressPlan.listenAddress):\($0.port)" }
         case .exec: return prepared.plan.command.first
         default: return nil
         }

@@ -292,13 +292,21 @@ public enum Materializer {
     private static func prepareLandlock(_ plan: LaunchPlan, paths: DeclaredPathResolver,
                                         into prepared: PreparedLaunch) throws(CorralError) {
         let landlock = plan.landlock
-        let fd = corral_landlock_create_ruleset(landlock.handled.rawValue, 0, landlock.scoped.rawValue)
+        let fd = corral_landlock_create_ruleset(landlock.handled.rawValue, landlock.handledNet.rawValue,
+                                                landlock.scoped.rawValue)
         guard fd >= 0 else {
             throw CorralError(.kernelUnsupported, stage: .landlock, operation: "landlock_create_ruleset",
                               errno: Errno(rawValue: -fd))
         }
         let ruleset = FileDescriptor(rawValue: fd)
         prepared.landlockRuleset = ruleset
+        for rule in landlock.portRules {
+            let rc = corral_landlock_add_port_rule(ruleset.rawValue, UInt64(rule.port), rule.access.rawValue)
+            if rc < 0 {
+                throw CorralError(.setupFailed, stage: .landlockRules, operation: "landlock_add_rule(port \(rule.port))",
+                                  errno: Errno(rawValue: -rc))
+            }
+        }
         for rule in landlock.rules {
             if rule.anchor == .sandbox {
                 prepared.landlockChildRules.append((rule.path, rule.access.rawValue))

@@ -175,16 +175,17 @@ import CorralProfile
             run: { command: [/bin/true, -x] }
             filesystem: { read: [/usr], write: [/srv/out] }
             limits: { wall: 90s }
-            network: { mode: loopback }
+            network: { mode: loopback, ports: [8080] }
             """)
         let lines = plan.description.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(Array(lines.prefix(6)) == [
+        #expect(Array(lines.prefix(7)) == [
             "goal test-goal",
             "unshare user pid mount net ipc uts cgroup",
             "uid-map 1000 1000 1",
             "gid-map 1000 1000 1",
             "hostname test-goal",
-            "network loopback",
+            "network loopback (loopback only; the host loopback ports below forwarded in)",
+            "egress listen 127.0.0.1:8080 forward to 127.0.0.1:8080",
         ])
         #expect(Array(lines.suffix(9)) == [
             "# process",

@@ -84,7 +84,7 @@ import Testing
             """),
         BadManifest(name: "no when", yaml: "goal: { id: a }\nmonitor:\n  - { then: kill }\n", expected: """
             profiles/x.yaml:3: monitor[0]: the rule has no `when`
-              hint: write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, processes > 50, memory > 400MiB, output > 1MiB, cpu > 30s, limit(processes), limit(memory)
+              hint: write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, new-host, processes > 50, memory > 400MiB, output > 1MiB, cpu > 30s, limit(processes), limit(memory)
             """),
         BadManifest(name: "no then", yaml: "goal: { id: a }\nmonitor:\n  - { when: exec-outside-allowlist }\n", expected: """
             profiles/x.yaml:3: monitor[0]: the rule has no `then`
@@ -113,7 +113,7 @@ import Testing
                 then: alert
             """, expected: """
             profiles/x.yaml:3: monitor[0].when: cannot read the condition "network is busy"
-              hint: write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, processes > 50, memory > 400MiB, output > 1MiB, cpu > 30s, limit(processes), limit(memory)
+              hint: write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, new-host, processes > 50, memory > 400MiB, output > 1MiB, cpu > 30s, limit(processes), limit(memory)
             """),
         BadManifest(name: "unknown limit", yaml: "goal: { id: a }\nmonitor:\n  - { when: limit(disk), then: kill }\n",
                     expected: """

@@ -6,35 +6,147 @@ import Testing
     // MARK: - network
 
     static let networkCases: [BadManifest] = [
-        BadManifest(name: "allowlist mode", yaml: "goal: { id: a }\nnetwork:\n  mode: allowlist\n", expected: """
-            profiles/x.yaml:3: network.mode: network.mode `allowlist` is not supported yet; use none or loopback
-            """),
-        BadManifest(name: "host mode", yaml: "goal: { id: a }\nnetwork: { mode: host }\n", expected: """
-            profiles/x.yaml:2: network.mode: network.mode `host` is not supported yet; use none or loopback
-            """),
         BadManifest(name: "mode misspelt", yaml: "goal: { id: a }\nnetwork:\n  mode: loopbak\n", expected: """
             profiles/x.yaml:3: network.mode: unknown network mode `loopbak`
               hint: did you mean `loopback`?
             """),
         BadManifest(name: "mode unknown", yaml: "goal: { id: a }\nnetwork:\n  mode: wifi\n", expected: """
             profiles/x.yaml:3: network.mode: unknown network mode `wifi`
-              hint: use none or loopback
+              hint: use none, loopback, allowlist or host
             """),
         BadManifest(name: "mode is a list", yaml: "goal: { id: a }\nnetwork:\n  mode: [none]\n", expected: """
             profiles/x.yaml:3: network.mode: expected a network mode, found a list
             """),
-        BadManifest(name: "allow is a later key", yaml: """
+        BadManifest(name: "allow outside allowlist mode", yaml: """
             goal: { id: a }
             network:
               mode: none
               allow: [example.com:443]
             """, expected: """
-            profiles/x.yaml:4: network.allow: network.allow is not supported yet by this Corral
-              hint: remove it; this Corral offers network.mode none or loopback
+            profiles/x.yaml:4: network.allow: network.allow applies to mode allowlist, but the mode is none
+              hint: set network.mode: allowlist, or remove network.allow
+            """),
+        BadManifest(name: "ports outside loopback mode", yaml: """
+            goal: { id: a }
+            network: { mode: allowlist, ports: [8080] }
+            """, expected: """
+            profiles/x.yaml:2: network.ports: network.ports applies to mode loopback, but the mode is allowlist
+              hint: set network.mode: loopback, or remove network.ports
             """),
         BadManifest(name: "mode key misspelt", yaml: "goal: { id: a }\nnetwork:\n  mdoe: none\n", expected: """
             profiles/x.yaml:3: network.mdoe: unknown key `mdoe`
               hint: did you mean `mode`?
+            """),
+        BadManifest(name: "dns is a later key", yaml: "goal: { id: a }\nnetwork:\n  dns: [1.1.1.1]\n", expected: """
+            profiles/x.yaml:3: network.dns: network.dns is not supported yet by this Corral
+              hint: remove it; the proxy resolves names itself and the sandbox needs no resolver
+            """),
+        BadManifest(name: "entry without a port", yaml: """
+            goal: { id: a }
+            network:
+              mode: allowlist
+              allow:
+                - api.example.com:443
+                - files.example.com
+            """, expected: """
+            profiles/x.yaml:6: network.allow[1]: `files.example.com` names no port
+              hint: write host:port, such as api.example.com:443, or host:8000-8100
+            """),
+        BadManifest(name: "bare star", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"*:443\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `*` allows every host
+              hint: name the hosts the goal needs; use mode: host for an unconfined network
+            """),
+        BadManifest(name: "wildcard on a top-level domain", yaml: """
+            goal: { id: a }
+            network: { mode: allowlist, allow: ["*.com:443"] }
+            """, expected: """
+            profiles/x.yaml:2: network.allow[0]: `*.com` matches every site under the public suffix `com`
+              hint: name the organisation's own domain, such as *.example.com
+            """),
+        BadManifest(name: "wildcard on a public second level", yaml: """
+            goal: { id: a }
+            network: { mode: allowlist, allow: ["*.co.uk:443", "*.github.io:443"] }
+            """, expected: """
+            profiles/x.yaml:2: network.allow[0]: `*.co.uk` matches every site under the public suffix `co.uk`
+              hint: name the organisation's own domain, such as *.example.co.uk
+            """),
+        BadManifest(name: "wildcard on a hosting suffix", yaml: """
+            goal: { id: a }
+            network: { mode: allowlist, allow: ["*.github.io:443"] }
+            """, expected: """
+            profiles/x.yaml:2: network.allow[0]: `*.github.io` matches every site under the public suffix `github.io`
+              hint: name the organisation's own domain, such as *.example.github.io
+            """),
+        BadManifest(name: "wildcard inside a label", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"api*.example.com:443\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `api*.example.com`: a wildcard may only be the whole first label
+              hint: write *.example.com
+            """),
+        BadManifest(name: "port out of range", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"a.example:70000\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `70000` in `a.example:70000` is not a port or port range
+              hint: write a port from 1 to 65535, a range such as 8000-8100, or * for any port
+            """),
+        BadManifest(name: "reversed range", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"a.example:9000-8000\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `9000-8000` in `a.example:9000-8000` is not a port or port range
+              hint: write a port from 1 to 65535, a range such as 8000-8100, or * for any port
+            """),
+        BadManifest(name: "CIDR with host bits", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"10.0.0.1/8:5432\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `10.0.0.1/8` is not a network in CIDR form
+              hint: write the first address and the prefix length, such as 10.0.0.0/8
+            """),
+        BadManifest(name: "IPv6 without brackets", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"2001:db8::1:443\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `2001:db8::1:443` names no port
+              hint: write host:port, such as api.example.com:443, or host:8000-8100
+            """),
+        BadManifest(name: "octal-looking address", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"010.0.0.1:80\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `010.0.0.1` is not a valid host name
+              hint: use letters, digits, - and . (punycode for international names)
+            """),
+        BadManifest(name: "international name", yaml: "goal: { id: a }\nnetwork: { mode: allowlist, allow: [\"bücher.example:443\"] }\n", expected: """
+            profiles/x.yaml:2: network.allow[0]: `bücher.example` is not a valid host name
+              hint: use letters, digits, - and . (punycode for international names)
+            """),
+        BadManifest(name: "forward to a wildcard", yaml: """
+            goal: { id: a }
+            network:
+              mode: allowlist
+              forward:
+                - { listen: 5432, to: "*.db.example:5432" }
+            """, expected: """
+            profiles/x.yaml:5: network.forward[0].to: a forward goes to one host, not `*.db.example`
+              hint: name the host or its address
+            """),
+        BadManifest(name: "forward on the proxy's port", yaml: """
+            goal: { id: a }
+            network:
+              mode: allowlist
+              forward:
+                - { listen: 3128, to: db.example:5432 }
+            """, expected: """
+            profiles/x.yaml:5: network.forward[0].listen: port 3128 is already network.proxy.http_port
+              hint: listen on another port
+            """),
+        BadManifest(name: "forward without listen", yaml: """
+            goal: { id: a }
+            network:
+              mode: allowlist
+              forward:
+                - { to: db.example:5432 }
+            """, expected: """
+            profiles/x.yaml:5: network.forward[0]: the forward has no `listen` port
+              hint: add listen: PORT
+            """),
+        BadManifest(name: "proxy ports equal", yaml: """
+            goal: { id: a }
+            network:
+              mode: allowlist
+              proxy: { http_port: 8000, socks_port: 8000 }
+            """, expected: """
+            profiles/x.yaml:4: network.proxy: the HTTP and SOCKS proxy ports are both 8000
+              hint: give them different ports
+            """),
+        BadManifest(name: "loopback port zero", yaml: "goal: { id: a }\nnetwork: { mode: loopback, ports: [0] }\n", expected: """
+            profiles/x.yaml:2: network.ports[0]: `0` is not a port
+              hint: write a number from 1 to 65535
             """),
     ]
 

@@ -40,7 +40,7 @@ enum corral_stage {
     CORRAL_STAGE_MOUNTS = 8,         ///< mount ops (index = mount op)
     CORRAL_STAGE_PIVOT_ROOT = 9,
     CORRAL_STAGE_HOSTNAME = 10,
-    CORRAL_STAGE_NETWORK = 11,       ///< loopback up
+    CORRAL_STAGE_NETWORK = 11,       ///< loopback up (index 0), egress listener i (index i + 1)
     CORRAL_STAGE_RLIMITS = 12,       ///< index = rlimit entry
     CORRAL_STAGE_LANDLOCK_RULES = 13,///< rules added in the child (index = rule)
     CORRAL_STAGE_CAPABILITIES = 14,
@@ -125,8 +125,10 @@ struct corral_seccomp_program {
                              ///< listener to the supervisor over `report_fd` before execve
 };
 
-/// The one-byte message on `report_fd` that carries the seccomp listener (SCM_RIGHTS).
-enum { CORRAL_REPORT_LISTENER = 1 };
+/// The one-byte messages on `report_fd` that carry a descriptor (SCM_RIGHTS): the seccomp
+/// listener (from the command), and each listening socket init made for the egress proxy,
+/// in the order of `listen_ports`.
+enum { CORRAL_REPORT_LISTENER = 1, CORRAL_REPORT_SOCKET = 2 };
 
 /// Everything the child needs, prepared by the parent in a MAP_SHARED arena. Fields marked
 /// "early" are set before the clone; the child may read the others only after "go".
@@ -175,11 +177,18 @@ struct corral_launch_plan {
     // Capabilities: everything is dropped; the parent tells the highest capability number.
     uint32_t cap_last_cap;
 
+    // Egress: TCP ports init listens on at 127.0.0.1 inside the new network namespace
+    // (before dropping capabilities, so ports below 1024 work), handing each socket to the
+    // supervisor, which serves them from outside. The command never holds them.
+    const uint16_t *listen_ports;
+    uint32_t listen_port_count;
+
     // Channels (early; all CLOEXEC in the parent)
     int sync_fd;      ///< SOCK_SEQPACKET end; "go" is one byte, with the Landlock ruleset
                       ///< attached when there is one; end-of-file = parent gone
     int report_fd;    ///< SOCK_SEQPACKET end; one struct corral_child_failure on failure,
-                      ///< CORRAL_REPORT_LISTENER with the seccomp listener when watching;
+                      ///< CORRAL_REPORT_LISTENER with the seccomp listener when watching,
+                      ///< CORRAL_REPORT_SOCKET with each egress listener;
                       ///< end-of-file = the command was executed
     int status_fd;    ///< write end; init writes the command's 4-byte wait status
 
@@ -205,6 +214,8 @@ int corral_landlock_abi(void);
 int corral_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
 /// landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH); returns 0 or -errno.
 int corral_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed);
+/// landlock_add_rule(LANDLOCK_RULE_NET_PORT) (ABI 4); returns 0 or -errno.
+int corral_landlock_add_port_rule(int ruleset_fd, uint64_t port, uint64_t allowed);
 
 /// openat2 with RESOLVE_* flags; returns fd or -errno.
 int corral_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
@@ -235,6 +246,12 @@ int corral_pidfd_send_signal(int pidfd, int sig);
 int corral_seccomp_install(const void *filter, uint32_t length);
 /// syscall(2) for Swift, which cannot call the variadic original: the result or -errno.
 long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
+/// posix_spawn of one of Corral's helpers (the egress proxy): `sources[i]` becomes
+/// `targets[i]` in the child (each target above every source), signals default and
+/// unblocked, a new session. Sets `*pid` and `*pidfd` (-1 if pidfd_open failed, CLOEXEC).
+/// Returns 0 or an errno value.
+int corral_spawn_helper(const char *path, char *const argv[], char *const envp[], const int *sources,
+                        const int *targets, int count, pid_t *pid, int *pidfd);
 /// SHA-256 of `data` (FIPS 180-4).
 void corral_sha256(const void *data, size_t count, uint8_t digest[32]);
 /// Whether seccomp user notification with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is available.
