@@ -40,6 +40,7 @@ static const struct command commands[] = {
     {"socket",         1, 2,  "FAMILY [TYPE]",      cmd_socket},
     {"connect",        2, 2,  "HOST PORT",          cmd_connect},
     {"udp",            2, 2,  "HOST PORT",          cmd_udp},
+    {"tcp-send",       3, 3,  "HOST PORT TEXT",     cmd_tcp_send},
     {"proc-status",    0, 0,  "",                   cmd_proc_status},
     {"pid",            0, 0,  "",                   cmd_pid},
     {"ps",             0, 0,  "",                   cmd_ps},

@@ -119,3 +119,40 @@ void cmd_udp(int argc, char **argv)
     }
     report(err, "udp %s:%s", argv[0], argv[1]);
 }
+
+/* Connects, sends TEXT, half-closes and prints what came back (up to 4 KiB, bounded by a
+   2 s receive timeout): "tcp-send HOST:PORT got=<bytes>" with non-printable bytes as \xNN,
+   or the errno of the first step that failed. */
+void cmd_tcp_send(int argc, char **argv)
+{
+    (void)argc;
+    struct sockaddr_storage ss;
+    socklen_t len = parse_addr(argv[0], argv[1], &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        report(errno, "tcp-send %s:%s", argv[0], argv[1]);
+        return;
+    }
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t text_len = strlen(argv[2]);
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0 || write(fd, argv[2], text_len) != (ssize_t)text_len ||
+        shutdown(fd, SHUT_WR) < 0) {
+        report(errno, "tcp-send %s:%s", argv[0], argv[1]);
+        close(fd);
+        return;
+    }
+    char buffer[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buffer && (n = read(fd, buffer + got, sizeof buffer - got)) > 0) got += (size_t)n;
+    close(fd);
+    printf("tcp-send %s:%s got=", argv[0], argv[1]);
+    for (size_t i = 0; i < got; i++) {
+        unsigned char c = (unsigned char)buffer[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') putchar(c);
+        else printf("\\x%02x", c);
+    }
+    putchar('\n');
+}

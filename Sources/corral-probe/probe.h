@@ -60,6 +60,7 @@ void cmd_landlock_abi(int, char **);
 void cmd_socket(int, char **);
 void cmd_connect(int, char **);
 void cmd_udp(int, char **);
+void cmd_tcp_send(int argc, char **argv);
 
 /* proc.c */
 void cmd_proc_status(int, char **);
