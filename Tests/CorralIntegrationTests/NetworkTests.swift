@@ -1,3 +1,4 @@
+import Corral
 import Foundation
 import Testing
 
@@ -35,6 +36,94 @@ import Testing
     }
 }
 
+/// `network.mode` loopback, allowlist and host, without outside hosts: what reaches the
+/// host's loopback, and the Landlock backstop under the proxy. (Proxied traffic to test
+/// hosts in network namespaces: `EgressTests`.)
+@Suite(.tags(.integration)) struct NetworkModeTests {
+    @Test("loopback mode forwards the listed host ports, and only those", arguments: RunAs.allCases)
+    func loopbackForwardsListedPorts(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let echo = try LoopbackEchoServer()
+            defer { echo.close() }
+            let unlisted = try LoopbackListener()
+            defer { unlisted.close() }
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.exec.append("/usr/bin/*")  // the shell
+            manifest.network = ["mode: loopback", "ports: [\(echo.port)]"]
+            let report = sandbox.scratch + "/report.json"
+            let result = try await sandbox.run(try sandbox.write(manifest), [
+                "/bin/sh", "-c", "\(sandbox.probe) tcp-send 127.0.0.1 \(echo.port) hello; \(sandbox.probe) connect 127.0.0.1 \(unlisted.port)",
+            ], report: report)
+            #expect(result.status == 0 && result.stdout == """
+                tcp-send 127.0.0.1:\(echo.port) got=hello
+                connect 127.0.0.1:\(unlisted.port) errno=ECONNREFUSED
+
+                """, "\(result)")
+            let egress = try #require(try RunReportFile.read(report).egress)
+            #expect(egress.listeners == ["127.0.0.1:\(echo.port) forward to 127.0.0.1:\(echo.port)"])
+            #expect(egress.decisions.map { "\($0.decision) \($0.via) \($0.address ?? "-")" } == ["allow forward 127.0.0.1"])
+        }
+    }
+
+    @Test("allowlist: the command may connect over TCP only to the proxy's ports (Landlock)",
+          .enabled(if: HostSupport.landlockABI >= 4, "needs Landlock ABI 4 (TCP port rules)"),
+          arguments: RunAs.allCases)
+    func landlockLimitsConnectToTheProxy(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.exec.append("/usr/bin/*")  // the shell
+            manifest.network = ["mode: allowlist", "allow: [api.test:443]", "forward: [{ listen: 5432, to: db.test:5432 }]"]
+            let path = try sandbox.write(manifest)
+            let script = ["3128", "1080", "5432", "9999", "80"].map { "\(sandbox.probe) connect 127.0.0.1 \($0)" }
+                .joined(separator: "; ")
+            let result = try await sandbox.run(path, ["/bin/sh", "-c", script])
+            #expect(result.status == 0 && result.stdout == """
+                connect 127.0.0.1:3128 ok
+                connect 127.0.0.1:1080 ok
+                connect 127.0.0.1:5432 ok
+                connect 127.0.0.1:9999 errno=EACCES
+                connect 127.0.0.1:80 errno=EACCES
+
+                """, "\(result)")
+
+            // Control: without the allowlist, the same ports are merely closed.
+            manifest.network = ["mode: none"]
+            let control = try await sandbox.run(try sandbox.write(manifest, named: "none.yaml"), ["/bin/sh", "-c", script])
+            #expect(control.stdout.components(separatedBy: "errno=ECONNREFUSED").count == 6, "\(control)")
+        }
+    }
+
+    @Test("allowlist: the proxy variables point at the sandbox's own loopback", arguments: RunAs.allCases)
+    func proxyVariablesAreSet(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.network = ["mode: allowlist", "allow: [api.test:443]"]
+            let result = try await sandbox.probe("env", manifest: manifest)
+            let lines = Set(result.stdout.split(separator: "\n").map(String.init))
+            for expected in ["HTTP_PROXY=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128",
+                             "ALL_PROXY=socks5h://127.0.0.1:1080", "no_proxy=localhost,127.0.0.1,::1"] {
+                #expect(lines.contains(expected), "\(expected) in \(result)")
+            }
+        }
+    }
+
+    @Test("host mode shares the host's network: its loopback ports are reachable", arguments: RunAs.allCases)
+    func hostModeSharesTheNetwork(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let echo = try LoopbackEchoServer()
+            defer { echo.close() }
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.network = ["mode: host"]
+            let report = sandbox.scratch + "/report.json"
+            let path = try sandbox.write(manifest)
+            let result = try await sandbox.run(path, [sandbox.probe, "tcp-send", "127.0.0.1", "\(echo.port)", "hi"], report: report)
+            expectProbe(result, printed: "tcp-send 127.0.0.1:\(echo.port) got=hi")
+            let written = try RunReportFile.read(report)
+            #expect(written.network == "host" && !written.namespaces.contains("net"))
+        }
+    }
+}
+
 /// A TCP socket listening on the host's 127.0.0.1 at a port the kernel picks.
 struct LoopbackListener {
     let fd: Int32
@@ -65,5 +154,47 @@ struct LoopbackListener {
 
     func close() {
         Glibc.close(fd)
+    }
+}
+
+/// A TCP echo server on the host's 127.0.0.1: each connection gets back what it sent, once
+/// the client half-closes.
+final class LoopbackEchoServer: @unchecked Sendable {
+    private let listener: LoopbackListener
+    var port: UInt16 { listener.port }
+
+    init() throws {
+        listener = try LoopbackListener()
+        let fd = listener.fd
+        Thread.detachNewThread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 {
+                    if errno == EINTR { continue }
+                    return  // the listener was closed
+                }
+                var data: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = read(client, &buffer, buffer.count)
+                    if n <= 0 { break }
+                    data += buffer[..<n]
+                }
+                _ = data.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                Glibc.close(client)
+            }
+        }
+    }
+
+    func close() {
+        shutdown(listener.fd, Int32(SHUT_RDWR))
+        listener.close()
+    }
+}
+
+/// A run report as `corral run --report` wrote it, decoded with the library's own type.
+enum RunReportFile {
+    static func read(_ path: String) throws -> RunReport {
+        try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 }

@@ -20,6 +20,8 @@ struct Manifest {
     var extraFilesystemLines: [String] = []
     /// `syscalls.watch`.
     var watch: [String] = []
+    /// The lines under `network:` (YAML, indented by the writer).
+    var network: [String] = ["mode: none"]
 
     /// The base: the system's libraries and the sandbox folder readable, only the probe
     /// executable. Landlock is required whenever this kernel has it.
@@ -54,7 +56,7 @@ struct Manifest {
             lines += paths.map { "    - \(quoted($0))" }
         }
         lines += extraFilesystemLines
-        lines += ["network:", "  mode: none"]
+        lines += ["network:"] + network.map { "  " + $0 }
         let limitLines = (wall.map { ["wall: \($0)"] } ?? []) + limits
         if !limitLines.isEmpty { lines += ["limits:"] + limitLines.map { "  " + $0 } }
         if !monitor.isEmpty { lines += ["monitor:"] + monitor.map { "  - " + $0 } }
