@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -24,6 +25,10 @@ int corral_spawn_helper(const char *path, char *const argv[], char *const envp[]
     // Targets lie above every source (the caller picks them so), so no dup2 overwrites a
     // descriptor a later one still needs; dup2 clears close-on-exec on the copy.
     for (int i = 0; i < count && rc == 0; i++) rc = posix_spawn_file_actions_adddup2(&actions, sources[i], targets[i]);
+    // No stdin, and nothing on stdout (the command's output and `--events -` use it); stderr
+    // stays the supervisor's, for the helper's own failure messages.
+    if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
