@@ -140,6 +140,9 @@ final class Supervisor {
         if let egress {
             egress.stop()
             _ = Self.readEgress(egress, into: &egressSummary!, control: control)
+            if let end = egress.abnormalEnd, egressSummary?.proxyEnded == nil {
+                egressSummary?.proxyEnded = "the egress proxy \(end)"
+            }
         }
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
         relay.drain()

@@ -113,6 +113,10 @@ public final class EgressProcess: @unchecked Sendable {
         return lines
     }
 
+    /// How the proxy ended, once `stop` reaped it: nil for a clean exit at the supervisor's
+    /// request, else what happened ("killed by signal 4", "exited 2").
+    public private(set) var abnormalEnd: String?
+
     /// Ends the proxy: its control socket's end-of-file tells it to close every connection
     /// and exit; SIGKILL after `grace` seconds. Idempotent.
     public func stop(grace: Double = 1.0) {
@@ -122,7 +126,14 @@ public final class EgressProcess: @unchecked Sendable {
         let deadline = HostEnvironment.monotonicSeconds() + grace
         var status: Int32 = 0
         while true {
-            if waitpid(pid, &status, WNOHANG) == pid { return }
+            if waitpid(pid, &status, WNOHANG) == pid {
+                if status & 0x7F != 0 {
+                    abnormalEnd = "killed by signal \(status & 0x7F)"
+                } else if (status >> 8) & 0xFF != 0 {
+                    abnormalEnd = "exited \((status >> 8) & 0xFF)"
+                }
+                return
+            }
             let left = deadline - HostEnvironment.monotonicSeconds()
             if left <= 0 { break }
             if pidfd >= 0 {
@@ -133,5 +144,6 @@ public final class EgressProcess: @unchecked Sendable {
         }
         kill(pid, SIGKILL)
         _ = waitpid(pid, &status, 0)
+        abnormalEnd = "did not exit within \(grace)s of the run's end; killed"
     }
 }
