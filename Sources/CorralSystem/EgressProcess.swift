@@ -63,8 +63,10 @@ public final class EgressProcess: @unchecked Sendable {
         var pid: pid_t = 0
         var pidfd: Int32 = -1
         let cArgv = argv.map { unsafe strdup($0) } + [nil]
-        let cEnvp: [UnsafeMutablePointer<CChar>?] = [nil]
-        defer { for pointer in unsafe cArgv { unsafe free(pointer) } }
+        // No environment but this: the Swift runtime's crash handler would run a backtracer
+        // binary; a crash is reported by the supervisor from the wait status instead.
+        let cEnvp = [unsafe strdup("SWIFT_BACKTRACE=enable=no"), nil]
+        defer { for pointer in unsafe cArgv + cEnvp { unsafe free(pointer) } }
         let rc = unsafe corral_spawn_helper(executable, cArgv, cEnvp, sources, targets, Int32(sources.count), &pid, &pidfd)
         Glibc.close(ends[1])
         guard rc == 0 else {
