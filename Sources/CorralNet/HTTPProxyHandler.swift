@@ -205,7 +205,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         pipeline.removeHandler(context: context, promise: nil)
         if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-            pipeline.removeHandler(decoder, promise: nil)
+            // Those bytes come as a read with no read-complete after it: flush them.
+            let removed = channel.eventLoop.makePromise(of: Void.self)
+            pipeline.removeHandler(decoder, promise: removed)
+            removed.futureResult.whenComplete { _ in upstream.flush() }
         }
     }
 
@@ -245,7 +248,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             if chunked { context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(string: "0\r\n\r\n"))) }
             state = .done
-            relay?.forwardsEndOfInput = false
+            relay?.requestEnded()
         }
     }
 

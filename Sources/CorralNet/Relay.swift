@@ -17,11 +17,17 @@ final class RelayHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private var sawEndOfInput = false
-    private var outputDone = false
-    /// Whether this side's end of input shuts the partner's output. The HTTP front end
-    /// turns it off once a request is complete: a client's FIN after that is not the
-    /// request's end, and some servers abort a response when they see one.
-    var forwardsEndOfInput = true
+    fileprivate var outputDone = false
+    /// Whether this side's end of input shuts the partner's output.
+    private var forwardsEndOfInput = true
+
+    /// Called on the client's side by the HTTP front end once the one request is complete:
+    /// nothing more goes upstream, so the upstream closes at its own FIN, and a client's FIN
+    /// after this is not forwarded (some servers abort a response when they see one).
+    func requestEnded() {
+        forwardsEndOfInput = false
+        partner?.outputDone = true
+    }
 
     private init() {}
 
@@ -91,7 +97,12 @@ final class RelayHandler: ChannelDuplexHandler {
         context.close(mode: .output, promise: promise)
         promise.futureResult.assumeIsolated().whenComplete { [self] _ in
             outputDone = true
-            if closeAfterOutput { self.context?.close(promise: nil) } else { closeIfFinished() }
+            closeIfFinished()
+            guard closeAfterOutput, !sawEndOfInput, let context = self.context else { return }
+            // The partner is gone: wait (reading and dropping) for this peer's FIN, briefly,
+            // since closing with unread input sends a reset that can destroy the last bytes.
+            let channel = context.channel
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         }
     }
 
@@ -106,6 +117,7 @@ final class RelayHandler: ChannelDuplexHandler {
     // MARK: - Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closeAfterOutput else { return }
         partner?.partnerWrite(unwrapInboundIn(data))
     }
 
@@ -114,7 +126,7 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if partner?.isWritable ?? false {
+        if closeAfterOutput || partner?.isWritable ?? false {
             context.read()
         } else {
             pendingRead = true
