@@ -192,6 +192,11 @@ func startRelay(client: Channel, upstream: Channel, idleTimeout: TimeAmount, max
     if let early, early.readableBytes > 0 { upstream.writeAndFlush(early, promise: nil) }
     // With autoRead on, NIO asks for the next read through the pipeline after each read
     // completes, and `RelayHandler.read` holds it while the other side is not writable.
+    // Reads of up to 1 MiB (NIO's default stops at 64 KiB): fewer system calls per byte
+    // relayed; the buffer shrinks again on connections that carry little.
+    let allocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20)
+    _ = client.setOption(.recvAllocator, value: allocator)
+    _ = upstream.setOption(.recvAllocator, value: allocator)
     _ = client.setOption(.autoRead, value: true)
     _ = upstream.setOption(.autoRead, value: true)
     return clientSide
