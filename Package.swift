@@ -9,12 +9,14 @@ let package = Package(
     products: [
         .executable(name: "corral", targets: ["corral"]),
         .executable(name: "corral-probe", targets: ["corral-probe"]),
+        .executable(name: "corral-egress", targets: ["corral-egress"]),
         .library(name: "Corral", targets: ["Corral"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // MARK: Pure layers: no libc, no kernel.
@@ -66,14 +68,35 @@ let package = Package(
         .executableTarget(name: "corral-probe", cSettings: [.define("_GNU_SOURCE")],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
 
+        // MARK: Egress proxy.
+        // A process of its own, run by the supervisor outside the sandbox with the sandbox's
+        // listening sockets inherited: NIO stays out of corral's launch path, and the parser
+        // facing the sandbox is isolated from the supervisor.
+        .target(
+            name: "CorralNet",
+            dependencies: [
+                "CorralPlan", "CCorralLaunch",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The Swift runtime linked statically (runs without the toolchain's folder); glibc
+        // stays dynamic so getaddrinfo reaches NSS. Release only: SwiftPM also applies an
+        // executable target's linker flags to test bundles that depend on it, and the
+        // Testing and XCTest libraries exist only as shared libraries.
+        .executableTarget(name: "corral-egress", dependencies: ["CorralNet"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]),
+
         // MARK: Tests, one layer each (see STYLE.md B8).
         .testTarget(name: "CorralProfileTests", dependencies: ["CorralProfile"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CorralPlanTests", dependencies: ["CorralPlan"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CorralSystemTests", dependencies: ["CorralSystem"]),
+        .testTarget(name: "CorralNetTests", dependencies: ["CorralNet"]),
         // Lab/: the network lab's server script, run by python3 from the source tree.
-        .testTarget(name: "CorralIntegrationTests", dependencies: ["Corral", "corral", "corral-probe"],
+        .testTarget(name: "CorralIntegrationTests", dependencies: ["Corral", "corral", "corral-probe", "corral-egress"],
                     exclude: ["Lab"]),
     ]
 )

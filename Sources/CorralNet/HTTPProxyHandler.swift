@@ -1,0 +1,276 @@
+import CorralPlan
+import NIOCore
+import NIOHTTP1
+
+/// Counts the bytes of a request head before NIO's HTTP decoder sees them, and stops a head
+/// larger than the limit (431): llhttp's own limit is far larger. The head ends at the first
+/// empty line (CRLF CRLF, or LF LF, which the decoder also accepts); after it, bytes pass.
+final class HeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    /// Fired (as a user event) once the head has passed the limit; nothing more is passed.
+    struct HeadTooLarge {}
+
+    private let limit: Int
+    private var count = 0
+    private var last: (UInt8, UInt8, UInt8) = (0, 0, 0)
+    private var done = false
+    private var overflowed = false
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if overflowed { return }
+        if done { return context.fireChannelRead(data) }
+        let buffer = unwrapInboundIn(data)
+        let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        for byte in buffer.readableBytesView {
+            count += 1
+            last = (last.1, last.2, byte)
+            if byte == lf && (last.1 == lf || (last.1 == cr && last.0 == lf)) {
+                done = true
+                break
+            }
+            if count > limit { break }
+        }
+        if !done && count > limit {
+            overflowed = true
+            context.fireUserInboundEventTriggered(HeadTooLarge())
+            return
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+/// The HTTP proxy front end: `CONNECT host:port` and absolute-form `http://` requests, one
+/// request per client connection.
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case head
+        /// Deciding and connecting; parts that arrive meanwhile wait in `held`.
+        case connecting
+        /// Forwarding the request body of an absolute-form request.
+        case forwarding(chunked: Bool)
+        /// The request has ended (or was answered); everything else from the client is dropped.
+        case done
+    }
+
+    private let services: ProxyServices
+    private var state = State.head
+    private var held: [HTTPServerRequestPart] = []
+    private var headTimer: Scheduled<Void>?
+    private var relay: RelayHandler?
+
+    init(services: ProxyServices) {
+        self.services = services
+    }
+
+    private var configuration: EgressConfiguration { services.configuration }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) { [self] in
+            guard case .head = state else { return }
+            refuse(loopBound.value, .error, via: .http, status: .requestTimeout,
+                   reason: "request head not complete within \(configuration.handshakeTimeout.seconds) s")
+        }
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch state {
+        case .head:
+            guard case .head(let head) = part else { return }
+            headTimer?.cancel()
+            begin(context, head)
+        case .connecting:
+            held.append(part)
+        case .forwarding(let chunked):
+            forward(context, part, chunked: chunked)
+        case .done:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        switch state {
+        case .head, .done: context.read()
+        case .connecting, .forwarding: break
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HeadLimitHandler.HeadTooLarge {
+            headTimer?.cancel()
+            refuse(context, .error, via: .http, status: .requestHeaderFieldsTooLarge,
+                   reason: "request head larger than \(configuration.maxHeadBytes) bytes")
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            switch state {
+            case .head, .done, .connecting:
+                if case .head = state { headTimer?.cancel() }
+                if case .connecting = state { state = .done }
+                context.close(promise: nil)
+            case .forwarding:
+                context.fireUserInboundEventTriggered(event)
+            }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        switch state {
+        case .head:
+            headTimer?.cancel()
+            refuse(context, .error, via: .http, status: .badRequest, reason: "malformed request: \(error)")
+        case .connecting, .forwarding:
+            context.close(promise: nil)
+        case .done:
+            break  // bytes after the request, or after a refusal: dropped
+        }
+    }
+
+    // MARK: - The request
+
+    private func begin(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let request: ParsedRequest
+        switch ParsedRequest.parse(head) {
+        case .success(let parsed): request = parsed
+        case .failure(let problem):
+            return refuse(context, .error, via: problem.via, host: problem.host, port: problem.port,
+                          status: .badRequest, reason: problem.reason)
+        }
+        state = .connecting
+        let upstreamRequest = UpstreamRequest(via: request.via, hostText: request.hostText, target: request.target,
+                                              port: request.port)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        services.upstream.open(upstreamRequest, on: context.eventLoop).assumeIsolated().whenSuccess { [self] outcome in
+            let context = loopBound.value
+            let decision = outcome.decision(for: upstreamRequest)
+            guard case .connected(let upstream, _, _) = outcome else {
+                state = .done
+                let status: HTTPResponseStatus
+                switch outcome {
+                case .denied: status = .forbidden
+                case .connectFailed(.timedOut, _, _): status = .gatewayTimeout
+                default: status = .badGateway
+                }
+                return refuse(context, decision, status: status)
+            }
+            guard context.channel.isActive else {
+                upstream.close(promise: nil)
+                return
+            }
+            services.log.record(decision)
+            if request.isConnect {
+                startTunnel(context, upstream)
+            } else {
+                startForwarding(context, upstream, request)
+            }
+        }
+    }
+
+    private func startTunnel(_ context: ChannelHandlerContext, _ upstream: Channel) {
+        state = .done
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(
+            string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
+        let channel = context.channel
+        startRelay(client: channel, upstream: upstream, idleTimeout: configuration.idleTimeout,
+                   maxDuration: configuration.maxDuration)
+        // The decoder hands the bytes it holds past the CONNECT head to the next handler
+        // (the relay) when it is removed; this handler and the head limit go first.
+        let pipeline = channel.pipeline.syncOperations
+        if let limit = try? pipeline.handler(type: HeadLimitHandler.self) {
+            pipeline.removeHandler(limit, promise: nil)
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            // Those bytes come as a read with no read-complete after it: flush them.
+            let removed = channel.eventLoop.makePromise(of: Void.self)
+            pipeline.removeHandler(decoder, promise: removed)
+            removed.futureResult.whenComplete { _ in upstream.flush() }
+        }
+    }
+
+    private func startForwarding(_ context: ChannelHandlerContext, _ upstream: Channel, _ request: ParsedRequest) {
+        let chunked = request.head.headers.contains(name: "transfer-encoding")
+        relay = startRelay(client: context.channel, upstream: upstream, idleTimeout: configuration.idleTimeout,
+                           maxDuration: configuration.maxDuration,
+                           early: context.channel.allocator.buffer(string: request.upstreamHead(chunked: chunked)))
+        state = .forwarding(chunked: chunked)
+        let parts = held
+        held = []
+        for part in parts {
+            guard case .forwarding = state else { break }
+            forward(context, part, chunked: chunked)
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// One part of the request body, to the relay (which writes it upstream). After the
+    /// request's end nothing more from the client goes anywhere: a pipelined second request
+    /// could name another virtual host on the same address.
+    private func forward(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart, chunked: Bool) {
+        switch part {
+        case .head:
+            break
+        case .body(let body):
+            guard body.readableBytes > 0 else { return }
+            if chunked {
+                var framed = context.channel.allocator.buffer(capacity: body.readableBytes + 16)
+                framed.writeString(String(body.readableBytes, radix: 16) + "\r\n")
+                framed.writeImmutableBuffer(body)
+                framed.writeString("\r\n")
+                context.fireChannelRead(wrapInboundOut(framed))
+            } else {
+                context.fireChannelRead(wrapInboundOut(body))
+            }
+        case .end:
+            if chunked { context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(string: "0\r\n\r\n"))) }
+            state = .done
+            relay?.requestEnded()
+        }
+    }
+
+    // MARK: - Refusals
+
+    private func refuse(_ context: ChannelHandlerContext, _ outcome: Decision.Outcome, via: Decision.Via,
+                        host: String? = nil, port: UInt16 = 0, status: HTTPResponseStatus, reason: String) {
+        refuse(context, Decision(outcome, via: via, host: host, port: port, reason: reason), status: status)
+    }
+
+    /// Records the decision and answers with `status` and a one-line body the agent can read.
+    private func refuse(_ context: ChannelHandlerContext, _ decision: Decision, status: HTTPResponseStatus) {
+        state = .done
+        services.log.record(decision)
+        let body = "corral: \(Decision.escape(decision.reason ?? status.reasonPhrase))\n"
+        let response = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
+            + "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+            + "Connection: close\r\n\r\n" + body
+        answerAndClose(context, context.channel.allocator.buffer(string: response))
+    }
+}
+
+extension TimeAmount {
+    var seconds: Int64 { nanoseconds / 1_000_000_000 }
+}

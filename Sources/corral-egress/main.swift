@@ -1,0 +1,62 @@
+// corral-egress: the egress proxy of a sandboxed run, started by corral with the sandbox's
+// listening sockets and a control socket inherited. See `EgressArguments` for the command
+// line and `Decision` for what it writes to the control socket.
+//
+// Exit status: 0 after end-of-file on the control socket or SIGTERM; 2 for bad arguments;
+// 1 when the descriptors or the hardening fail.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCorralLaunch
+import CorralNet
+
+/// One line on standard error, then exit.
+func die(_ message: String, status: CInt) -> Never {
+    let line = Array("corral-egress: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    exit(status)
+}
+
+let arguments: EgressArguments
+switch EgressArguments.parse(Array(CommandLine.arguments.dropFirst())) {
+case .success(let parsed): arguments = parsed
+case .failure(let problem):
+    die("\(problem)", status: 2)
+}
+
+// Order matters: everything below that binds to threads (signal mask, hardening) happens
+// while this is the only thread; `EgressProxy.start` creates the others, which inherit it.
+ProcessHardening.raiseOpenFileLimit()
+let signals: [CInt] = [SIGTERM, SIGINT]
+_ = signals.withUnsafeBufferPointer { corral_block_signals($0.baseAddress, CInt($0.count)) }
+signal(SIGPIPE, SIG_IGN)
+let signalFD = signals.withUnsafeBufferPointer { corral_signalfd($0.baseAddress, CInt($0.count)) }
+do {
+    _ = try ProcessHardening.apply()
+} catch {
+    die("hardening failed: \(error)", status: 1)
+}
+
+let proxy: EgressProxy
+do {
+    proxy = try EgressProxy.start(configuration: arguments.configuration, listeners: arguments.listeners,
+                                  controlFD: arguments.controlFD)
+} catch {
+    die("cannot serve the inherited descriptors: \(error)", status: 1)
+}
+
+// The main thread waits for SIGTERM (or SIGINT) on the signalfd while the proxy runs; the
+// proxy's own end (control socket EOF) ends the process from the waiting thread below.
+var wake: [CInt] = [-1, -1]
+_ = corral_pipe_cloexec(&wake)
+let wakeWrite = wake[1]
+Task.detached {
+    await proxy.stopped()
+    var byte: UInt8 = 1
+    _ = write(wakeWrite, &byte, 1)
+}
+var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0)]
+while poll(&fds, 2, -1) < 0 && errno == EINTR {}
+if fds[0].revents != 0 { proxy.shutdown() }
+proxy.waitUntilStopped()
+exit(0)
