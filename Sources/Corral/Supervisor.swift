@@ -241,7 +241,9 @@ final class Supervisor {
                 break loop
             }
             if let egress, egress.atEnd, egressSummary?.proxyEnded == nil {
-                egressSummary?.proxyEnded = "the egress proxy exited during the run; the sandbox had no way out since"
+                egress.stop()
+                egressSummary?.proxyEnded = "the egress proxy ended during the run (\(egress.abnormalEnd ?? "exited 0")); "
+                    + "the sandbox had no way out since"
             }
             if ready.contains(process.pollDescriptor) {
                 // The run ended on its own; what it did last still counts (a fork refused at

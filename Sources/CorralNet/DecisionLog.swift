@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -54,13 +57,40 @@ final class DecisionLog: Sendable {
 }
 
 /// Discards what the supervisor sends; its end-of-file (or any error) closes the channel,
-/// which stops the proxy.
+/// which stops the proxy — or, with `exitProcessAtEnd`, flushes the queued decision lines
+/// and ends the process at once (at most a second later, flushed or not).
 final class ControlHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
+    let exitProcessAtEnd: Bool
+
+    init(exitProcessAtEnd: Bool) {
+        self.exitProcessAtEnd = exitProcessAtEnd
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, exitProcessAtEnd {
+            end(context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if exitProcessAtEnd { _exit(0) }
+        context.fireChannelInactive()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if exitProcessAtEnd { _exit(0) }
         context.close(promise: nil)
+    }
+
+    /// Writes are flushed in order: once an empty write after them completes, every line
+    /// queued before has reached the socket.
+    private func end(_ context: ChannelHandlerContext) {
+        context.eventLoop.scheduleTask(in: .seconds(1)) { _exit(0) }
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in _exit(0) }
     }
 }

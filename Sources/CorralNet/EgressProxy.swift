@@ -30,8 +30,12 @@ public final class EgressProxy: Sendable {
     ///
     /// - Throws: an error from NIO when a descriptor is not a listening (or connected, for
     ///   `controlFD`) socket; the descriptors are then closed.
+    /// - Parameter exitProcessAtEnd: at end-of-file on the control channel, flush the
+    ///   decision lines still queued and end the process (`_exit(0)`), instead of closing
+    ///   every channel and shutting the threads down. The supervisor's run is over by then;
+    ///   the kernel closes what is left. (`corral-egress` sets it; in-process users do not.)
     public static func start(configuration: EgressConfiguration, listeners: EgressListeners,
-                             controlFD: CInt) throws -> EgressProxy {
+                             controlFD: CInt, exitProcessAtEnd: Bool = false) throws -> EgressProxy {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         let pool = NIOThreadPool(numberOfThreads: 8)
         pool.start()
@@ -46,8 +50,11 @@ public final class EgressProxy: Sendable {
         let control: Channel
         do {
             control = try ClientBootstrap(group: group)
+                .channelOption(.allowRemoteHalfClosure, value: exitProcessAtEnd)
                 .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ControlHandler()) }
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ControlHandler(exitProcessAtEnd: exitProcessAtEnd))
+                    }
                 }
                 .withConnectedSocket(controlFD).wait()
             log.attach(control)

@@ -8,6 +8,12 @@ final class ForwardHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let services: ProxyServices
     private let forward: EgressConfiguration.Forward
+    /// What the client sent before the upstream was connected: NIO reads it all when the
+    /// client half-closes early (a client that sends a request and shuts its output).
+    private var early: ByteBuffer?
+    private var clientEnded = false
+    /// More early bytes than this closes the connection (the upstream is not there yet).
+    static let earlyLimit = 1 << 20
 
     init(services: ProxyServices, forward: EgressConfiguration.Forward) {
         self.services = services
@@ -26,19 +32,25 @@ final class ForwardHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if case .connected(let upstream, _, _) = outcome { upstream.close(promise: nil) }
                 return answerAndClose(context, nil)
             }
-            startRelay(client: context.channel, upstream: upstream, idleTimeout: services.configuration.idleTimeout,
-                       maxDuration: services.configuration.maxDuration)
+            let relay = startRelay(client: context.channel, upstream: upstream,
+                                   idleTimeout: services.configuration.idleTimeout,
+                                   maxDuration: services.configuration.maxDuration, early: early)
+            early = nil
+            if clientEnded { relay.inputEndedBeforeStart() }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // Nothing is read before the relay starts (autoRead is off until then).
+        // Only at an early FIN (autoRead is off until the relay starts): kept for upstream.
+        var bytes = unwrapInboundIn(data)
+        if early == nil { early = bytes } else { early!.writeBuffer(&bytes) }
+        if early!.readableBytes > Self.earlyLimit { context.close(promise: nil) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            context.close(promise: nil)
+            clientEnded = true  // passed on to the upstream once connected
         } else {
             context.fireUserInboundEventTriggered(event)
         }

@@ -68,6 +68,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var held: [HTTPServerRequestPart] = []
     private var headTimer: Scheduled<Void>?
     private var relay: RelayHandler?
+    /// The client's FIN arrived while the upstream was being connected.
+    private var clientEnded = false
 
     init(services: ProxyServices) {
         self.services = services
@@ -125,13 +127,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             refuse(context, .error, via: .http, status: .requestHeaderFieldsTooLarge,
                    reason: "request head larger than \(configuration.maxHeadBytes) bytes")
         } else if let event = event as? ChannelEvent, event == .inputClosed {
+            // A client may shut its output once its request is sent (`printf … | nc -N`):
+            // its answer still comes. Only a head cut short ends the connection here.
             switch state {
-            case .head, .done, .connecting:
-                if case .head = state { headTimer?.cancel() }
-                if case .connecting = state { state = .done }
+            case .head:
+                headTimer?.cancel()
+                state = .done
                 context.close(promise: nil)
+            case .connecting:
+                clientEnded = true  // passed on once the upstream is there
             case .forwarding:
                 context.fireUserInboundEventTriggered(event)
+            case .done:
+                if relay != nil { context.fireUserInboundEventTriggered(event) } else { context.close(promise: nil) }
             }
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -195,8 +203,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(
             string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
         let channel = context.channel
-        startRelay(client: channel, upstream: upstream, idleTimeout: configuration.idleTimeout,
-                   maxDuration: configuration.maxDuration)
+        let tunnel = startRelay(client: channel, upstream: upstream, idleTimeout: configuration.idleTimeout,
+                                maxDuration: configuration.maxDuration)
+        let clientEnded = clientEnded
         // The decoder hands the bytes it holds past the CONNECT head to the next handler
         // (the relay) when it is removed; this handler and the head limit go first.
         let pipeline = channel.pipeline.syncOperations
@@ -208,7 +217,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Those bytes come as a read with no read-complete after it: flush them.
             let removed = channel.eventLoop.makePromise(of: Void.self)
             pipeline.removeHandler(decoder, promise: removed)
-            removed.futureResult.whenComplete { _ in upstream.flush() }
+            removed.futureResult.whenComplete { _ in
+                upstream.flush()
+                if clientEnded { tunnel.inputEndedBeforeStart() }  // after the bytes it held
+            }
+        } else if clientEnded {
+            tunnel.inputEndedBeforeStart()
         }
     }
 
@@ -225,6 +239,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             forward(context, part, chunked: chunked)
         }
         context.fireChannelReadComplete()
+        if clientEnded { relay?.inputEndedBeforeStart() }
     }
 
     /// One part of the request body, to the relay (which writes it upstream). After the

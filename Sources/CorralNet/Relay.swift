@@ -29,6 +29,16 @@ final class RelayHandler: ChannelDuplexHandler {
         partner?.outputDone = true
     }
 
+    /// The peer's FIN came before the relay started (NIO reads everything there is when it
+    /// sees a FIN, even with autoRead off): the front end kept those bytes as `early`, and
+    /// this ends the partner's output after them.
+    func inputEndedBeforeStart() {
+        guard !sawEndOfInput else { return }
+        sawEndOfInput = true
+        if forwardsEndOfInput { partner?.partnerInputEnded() }
+        closeIfFinished()
+    }
+
     private init() {}
 
     /// The client's and the upstream's handler, joined.

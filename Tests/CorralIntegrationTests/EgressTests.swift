@@ -150,6 +150,7 @@ struct EgressTests {
                 let decision = egress?.decisions.first
                 #expect(decision?.decision == .allow && decision?.via == "forward" && decision?.address == NetworkLab.publicAddress,
                         "\(String(describing: egress))")
+                #expect(egress?.proxyEnded == nil, "the proxy ended on its own: \(String(describing: egress?.proxyEnded))")
             }
         }
     }

@@ -61,7 +61,8 @@ import Testing
                 """, "\(result)")
             let egress = try #require(try RunReportFile.read(report).egress)
             #expect(egress.listeners == ["127.0.0.1:\(echo.port) forward to 127.0.0.1:\(echo.port)"])
-            #expect(egress.decisions.map { "\($0.decision) \($0.via) \($0.address ?? "-")" } == ["allow forward 127.0.0.1"])
+            #expect(egress.decisions.map { "\($0.decision) \($0.via) \($0.address ?? "-")" } == ["allow forward 127.0.0.1"],
+                    "\(egress)")
         }
     }
 

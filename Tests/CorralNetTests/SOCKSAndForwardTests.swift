@@ -131,6 +131,20 @@ import Testing
         try await echo.stop()
     }
 
+    /// A client that sends and shuts its output at once: its FIN comes before the upstream
+    /// is connected (NIO then reads everything), and the bytes and the FIN still go through.
+    @Test func forwardKeepsBytesAndFINThatCameBeforeTheUpstream() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Harness(allow: [], forwards: ["127.0.0.1:\(echo.port)"])
+        let client = try TestClient(port: harness.forwardPorts[0])
+        client.send("sent-then-closed")
+        client.shutdownWrite()
+        #expect(client.receiveAll() == Array("sent-then-closed".utf8))
+        #expect(harness.nextLine()?.hasPrefix("allow\tforward\t") == true)
+        await harness.stop()
+        try await echo.stop()
+    }
+
     @Test func forwardByNameToLoopbackIsRefused() async throws {
         let echo = try TestServer.echo()
         let harness = try Harness(allow: [], forwards: ["localhost:\(echo.port)"])
@@ -142,15 +156,15 @@ import Testing
         try await echo.stop()
     }
 
-    @Test func controlEndOfFileStopsTheProxy() async throws {
+    /// Stopping must happen, not be fast: under the parallel suite the in-process shutdown's
+    /// callbacks wait for a busy cooperative pool for seconds. The limit catches a hang.
+    @Test(.timeLimit(.minutes(1))) func controlEndOfFileStopsTheProxy() async throws {
         let echo = try TestServer.echo()
         let harness = try Harness(allow: ["127.0.0.1:\(echo.port)"])
         let client = try TestClient(port: harness.httpPort)
         client.send("CONNECT 127.0.0.1:\(echo.port) HTTP/1.1\r\n\r\n")
         #expect(client.receiveHead() == "HTTP/1.1 200 Connection Established\r\n\r\n")
-        let start = ContinuousClock.now
         await harness.stop()  // returns once stopped: the test would hang (and time out) otherwise
-        #expect(ContinuousClock.now - start < .seconds(2))
         #expect(client.receiveAll() == [])  // the relayed connection was closed
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -188,7 +202,7 @@ import Testing
         #expect(refused == 100)
         // With the cap reached, closing one lets another client through.
         clients.removeFirst()
-        for _ in 0..<200 where harness.proxy.openConnections >= 400 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<200 where harness.proxy.openConnections >= 400 { usleep(10_000) }
         let late = try TestClient(port: harness.httpPort)
         late.send("CONNECT 127.0.0.1:\(echo.port) HTTP/1.1\r\n\r\nlate")
         #expect(late.receiveHead() == "HTTP/1.1 200 Connection Established\r\n\r\n")

@@ -211,7 +211,7 @@ final class Received: Sendable {
         for _ in 0..<500 {
             let all = connections
             if all.count >= count { return all.map { String(decoding: $0, as: UTF8.self) } }
-            try await Task.sleep(for: .milliseconds(10))
+            usleep(10_000)
         }
         return connections.map { String(decoding: $0, as: UTF8.self) }
     }
