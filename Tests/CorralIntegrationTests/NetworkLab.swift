@@ -210,6 +210,9 @@ private final class LabResources: @unchecked Sendable {
 
     private var undo: [(String, () throws -> Void)] = []
     private var server: Process?
+    /// The server's stdin: it exits at end-of-file, so a test process that dies (and closes
+    /// this) takes its servers with it instead of leaving them running.
+    private var lifeline: Pipe?
 
     func setUp() throws -> NetworkLab {
         let number = Self.counter.add(1, ordering: .relaxed).newValue
@@ -283,6 +286,8 @@ private final class LabResources: @unchecked Sendable {
             server.waitUntilExit()
         }
         server = nil
+        try? lifeline?.fileHandleForWriting.close()
+        lifeline = nil
         var failures: [String] = []
         for (name, step) in undo.reversed() {
             do { try step() } catch { failures.append("\(name): \(error)") }
@@ -309,11 +314,14 @@ private final class LabResources: @unchecked Sendable {
                              "--cert", lab.caFile, "--key", lab.privateFolder + "/key.pem",
                              "--connections", lab.connectionLog, "--datagrams", lab.datagramLog]
         process.environment = ["PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"]
-        process.standardInput = FileHandle.nullDevice
+        let lifeline = Pipe()
+        process.standardInput = lifeline
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        try? lifeline.fileHandleForReading.close()
         server = process
+        self.lifeline = lifeline
 
         // Blocking polls: the parallel runner may hold a sleeping task far past its time.
         let clock = ContinuousClock(), deadline = clock.now + .seconds(10)

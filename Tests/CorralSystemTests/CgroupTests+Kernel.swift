@@ -488,26 +488,45 @@ extension CgroupTests {
             }
         }
 
-        @Test func removeStaleDeletesGroupsOfDeadSupervisorsOnly() throws {
+        /// Groups named after a pid that has just ended, the run's (holding `pid`) and its
+        /// supervisor leaf.
+        static func makeStaleGroups(_ parents: [String], holding pid: Int32) throws -> (stale: String, leaf: String) {
             let finished = try Child(["/bin/true"])
             _ = finished.wait()
-            let dead = finished.pid
-            let stale = "corral-\(dead)-1"
-            let leaf = "corral-\(dead)-supervisor"
-            let alive = "corral-1-test\(getpid())"  // pid 1 always lives
-            let parents = ((Real.host.unified.map { [$0] } ?? []) + Real.host.legacy.filter { $0.writable }).map(\.directory)
+            let stale = "corral-\(finished.pid)-1", leaf = "corral-\(finished.pid)-supervisor"
             for parent in parents { try CgroupFS.makeDirectory("\(parent)/\(stale)") }
             try CgroupFS.makeDirectory("\(parents[0])/\(leaf)")
+            for parent in parents { try CgroupFS.write("\(parent)/\(stale)/cgroup.procs", String(pid)) }
+            return (stale, leaf)
+        }
+
+        @Test func removeStaleDeletesGroupsOfDeadSupervisorsOnly() throws {
+            let parents = ((Real.host.unified.map { [$0] } ?? []) + Real.host.legacy.filter { $0.writable }).map(\.directory)
+            let alive = "corral-1-test\(getpid())"  // pid 1 always lives
             try CgroupFS.makeDirectory("\(parents[0])/\(alive)")
             defer { try? CgroupFS.removeDirectory("\(parents[0])/\(alive)") }
-            let inside = try Child(["/bin/sleep", "30"])
-            for parent in parents { try CgroupFS.write("\(parent)/\(stale)/cgroup.procs", String(inside.pid)) }
+            // A concurrent corral run's own removeStale may take the stale groups first (they
+            // are stale to it too): the setup is retried then.
+            var names: (stale: String, leaf: String)?
+            var inside: Child?
+            for _ in 0..<5 where inside == nil {
+                let candidate = try Child(["/bin/sleep", "30"])
+                if let made = try? Self.makeStaleGroups(parents, holding: candidate.pid) {
+                    names = made
+                    inside = candidate
+                } else {
+                    kill(candidate.pid, SIGKILL)
+                    _ = candidate.wait()
+                }
+            }
+            let (stale, leaf) = try #require(names)
+            let child = try #require(inside)
 
             let removed = RunCgroup.removeStale(host: Real.host)
             #expect(removed.contains(stale))
             #expect(removed.contains(leaf))
             #expect(!removed.contains(alive))
-            #expect(inside.wait().signal == SIGKILL)
+            #expect(child.wait().signal == SIGKILL)
             for parent in parents { #expect(!FileManager.default.fileExists(atPath: "\(parent)/\(stale)")) }
             #expect(!FileManager.default.fileExists(atPath: "\(parents[0])/\(leaf)"))
             #expect(FileManager.default.fileExists(atPath: "\(parents[0])/\(alive)"))

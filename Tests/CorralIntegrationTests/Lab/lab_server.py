@@ -18,7 +18,7 @@ Each accepted TCP connection is appended to the connections log, and each datagr
 the datagrams log, before it is served: once a client has its answer, its line is in the
 log. Lines are JSON objects written with one write(2) on an O_APPEND descriptor, so a
 reader never sees half a line. Prints "ready" once every socket listens; runs until
-killed. Every connection is served on its own thread.
+killed or until its stdin ends (the test process closed it, or died). Every connection is served on its own thread.
 """
 
 import argparse
@@ -171,7 +171,8 @@ def main():
         threading.Thread(target=server.serve_forever, daemon=True).start()
     threading.Thread(target=serve_udp_echo, args=(udp, datagrams), daemon=True).start()
     print("ready", flush=True)
-    threading.Event().wait()
+    # Until the test process closes our stdin (or dies): no server outlives its lab.
+    sys.stdin.buffer.read()
 
 
 if __name__ == "__main__":
