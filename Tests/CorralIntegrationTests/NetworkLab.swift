@@ -370,7 +370,8 @@ private final class LabResources: @unchecked Sendable {
 
 // MARK: - Running tools
 
-/// Short synchronous tool runs for setup and teardown (which a `defer` cannot await).
+/// Short synchronous tool runs for setup and teardown (which a `defer` cannot await), and
+/// for `Sandbox.copy`.
 enum LabTool {
     /// Runs `argv` to completion; its stdout, or a `TestFailure` naming the command and
     /// its stderr when it fails. Output goes through temp files, never pipes: a pipe's

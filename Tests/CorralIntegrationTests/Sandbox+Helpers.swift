@@ -140,14 +140,7 @@ final class Sandbox: Sendable {
     /// the library tests) would inherit it until its exec, and executing the copy in that
     /// window fails with ETXTBSY.
     func copy(_ source: String, to destination: String, mode: Int) throws {
-        let cp = Process()
-        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
-        cp.arguments = ["--", source, destination]
-        try cp.run()
-        cp.waitUntilExit()
-        guard cp.terminationReason == .exit, cp.terminationStatus == 0 else {
-            throw TestFailure("cp \(source) \(destination) failed with status \(cp.terminationStatus)")
-        }
+        try LabTool.run(["/bin/cp", "--", source, destination])
         try setPermissions(destination, mode)
     }
 
