@@ -108,6 +108,57 @@ import Testing
         }
     }
 
+    /// The proxy faces the sandbox: a parser bug there must not hand the sandbox the
+    /// supervisor's privileges. Read from /proc while a run goes.
+    @Test("the egress proxy holds no capability and has no_new_privs", arguments: RunAs.allCases)
+    func egressProcessIsUnprivileged(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.network = ["mode: allowlist", "allow: [api.test:443]"]
+            let path = try sandbox.write(manifest)
+            async let run = sandbox.run(path, [sandbox.probe, "sleep", "4"])
+            var status: [String: String]?
+            let deadline = ContinuousClock.now + .seconds(3)
+            while status == nil, ContinuousClock.now < deadline {
+                // Not a blocking sleep: the run above needs this pool's threads to start.
+                try await Task.sleep(for: .milliseconds(20))
+                status = Self.egressStatus(startedBy: path)
+            }
+            let result = try await run
+            #expect(result.status == 0, "\(result)")
+            let fields = try #require(status, "no corral-egress process of this run was seen")
+            #expect(fields["NoNewPrivs"] == "1")
+            #expect(fields["CapEff"] == "0000000000000000" && fields["CapPrm"] == "0000000000000000")
+            #expect(fields["CapAmb"] == "0000000000000000")
+            if runAs == .root { #expect(fields["CapBnd"] == "0000000000000000") }
+        }
+    }
+
+    /// /proc/PID/status of the corral-egress whose parent's command line names `manifest`.
+    static func egressStatus(startedBy manifest: String) -> [String: String]? {
+        // corral names it by its own resolved folder (/proc/self/exe).
+        let named = Products.directory.appendingPathComponent("corral-egress").path
+        let egress = realpath(named, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        } ?? named
+        for pid in CommandRunner.processes(running: egress) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let afterName = stat.range(of: ") ")?.upperBound else { continue }
+            let parent = stat[afterName...].split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(parent)/cmdline")),
+                  String(decoding: cmdline, as: UTF8.self).contains(manifest),
+                  let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { continue }
+            var fields: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+            return fields
+        }
+        return nil
+    }
+
     @Test("host mode shares the host's network: its loopback ports are reachable", arguments: RunAs.allCases)
     func hostModeSharesTheNetwork(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
