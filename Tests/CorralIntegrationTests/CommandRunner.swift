@@ -75,8 +75,14 @@ enum CommandRunner {
         let clock = ContinuousClock()
         let start = clock.now
         let timedOut = Mutex(false)
+        let ended = Mutex<ContinuousClock.Instant?>(nil)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { _ in continuation.resume() }
+            // The end is taken here, on Foundation's thread: the task resumes only when the
+            // (busy, parallel) cooperative pool gets to it, seconds later at times.
+            process.terminationHandler = { _ in
+                ended.withLock { $0 = clock.now }
+                continuation.resume()
+            }
             do {
                 try process.run()
             } catch {
@@ -92,7 +98,7 @@ enum CommandRunner {
                 kill(pid, SIGKILL)
             }
         }
-        let elapsed = clock.now - start
+        let elapsed = (ended.withLock { $0 } ?? clock.now) - start
 
         let status = process.terminationReason == .uncaughtSignal
             ? 128 + process.terminationStatus : process.terminationStatus

@@ -114,19 +114,28 @@ import Testing
     func egressProcessIsUnprivileged(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
             var manifest = Manifest(sandbox: sandbox)
+            manifest.exec.append("/usr/bin/*")  // the shell and curl
             manifest.network = ["mode: allowlist", "allow: [api.test:443]"]
             let path = try sandbox.write(manifest)
-            async let run = sandbox.run(path, [sandbox.probe, "sleep", "4"])
-            var status: [String: String]?
-            let deadline = ContinuousClock.now + .seconds(3)
-            while status == nil, ContinuousClock.now < deadline {
+            let events = sandbox.scratch + "/events.jsonl"
+            // One request first: a decision means the proxy serves, which it does only once
+            // it has restricted itself. Then the run waits to be looked at.
+            let script = "/usr/bin/curl -s -o /dev/null http://other.test/; exec \(sandbox.probe) sleep 30"
+            async let run = sandbox.corral(["run", "--events", events, "--profile", path, "--", "/bin/sh", "-c", script],
+                                           timeout: .seconds(60))
+            var found: (corral: Int32, status: [String: String])?
+            let deadline = ContinuousClock.now + .seconds(25)
+            while found == nil, ContinuousClock.now < deadline {
                 // Not a blocking sleep: the run above needs this pool's threads to start.
                 try await Task.sleep(for: .milliseconds(20))
-                status = Self.egressStatus(startedBy: path)
+                guard let text = try? String(contentsOfFile: events, encoding: .utf8), text.contains("\"type\":\"network\"")
+                else { continue }
+                found = Self.egressStatus(startedBy: path)
             }
+            if let found { kill(found.corral, SIGTERM) }  // ends the run: forwarded, the sleeper dies
             let result = try await run
-            #expect(result.status == 0, "\(result)")
-            let fields = try #require(status, "no corral-egress process of this run was seen")
+            #expect(result.status == 128 + SIGTERM, "\(result)")
+            let fields = try #require(found?.status, "no corral-egress process of this run was seen")
             #expect(fields["NoNewPrivs"] == "1")
             #expect(fields["CapEff"] == "0000000000000000" && fields["CapPrm"] == "0000000000000000")
             #expect(fields["CapAmb"] == "0000000000000000")
@@ -134,8 +143,9 @@ import Testing
         }
     }
 
-    /// /proc/PID/status of the corral-egress whose parent's command line names `manifest`.
-    static func egressStatus(startedBy manifest: String) -> [String: String]? {
+    /// /proc/PID/status of the corral-egress whose parent's command line names `manifest`,
+    /// and that parent's pid.
+    static func egressStatus(startedBy manifest: String) -> (corral: Int32, status: [String: String])? {
         // corral names it by its own resolved folder (/proc/self/exe).
         let named = Products.directory.appendingPathComponent("corral-egress").path
         let egress = realpath(named, nil).map { resolved in
@@ -154,7 +164,7 @@ import Testing
                 let parts = line.split(separator: ":", maxSplits: 1)
                 if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
             }
-            return fields
+            return Int32(parent).map { ($0, fields) }
         }
         return nil
     }
