@@ -94,7 +94,8 @@ let package = Package(
         .testTarget(name: "CorralPlanTests", dependencies: ["CorralPlan"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CorralSystemTests", dependencies: ["CorralSystem"]),
-        .testTarget(name: "CorralNetTests", dependencies: ["CorralNet"]),
+        // Scripts/: drives the real corral-egress from outside (many connections).
+        .testTarget(name: "CorralNetTests", dependencies: ["CorralNet", "corral-egress"], exclude: ["Scripts"]),
         // Lab/: the network lab's server script, run by python3 from the source tree.
         .testTarget(name: "CorralIntegrationTests", dependencies: ["Corral", "corral", "corral-probe", "corral-egress"],
                     exclude: ["Lab"]),
