@@ -27,30 +27,8 @@ static int held_capabilities(int *any) {
     return 0;
 }
 
-static int drop_capabilities(void) {
-    // Dropping bounding-set entries needs CAP_SETPCAP, so it comes before emptying the sets.
-    for (unsigned long cap = 0; cap <= 63; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
-    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    return (int)syscall(SYS_capset, &header, data);
-}
-
-/// Every filesystem right the kernel's ABI knows (landlock.h: ABI 1 has the first 13,
-/// ABI 2 adds REFER, ABI 3 TRUNCATE, ABI 5 IOCTL_DEV).
-static uint64_t handled_rights(int abi) {
-    uint64_t rights = (1ULL << 13) - 1;
-    if (abi >= 2) rights |= corral_LL_FS_REFER;
-    if (abi >= 3) rights |= corral_LL_FS_TRUNCATE;
-    if (abi >= 5) rights |= corral_LL_FS_IOCTL_DEV;
-    return rights;
-}
-
-int corral_harden_self(const char *const *read_paths, uint32_t path_count, int *landlock_abi,
+int corral_harden_self(const char *const *read_paths, uint32_t path_count, uint64_t handled_fs,
                        uint32_t *step, uint32_t *index) {
-    *landlock_abi = 0;
     *index = 0;
     *step = CORRAL_HARDEN_NO_NEW_PRIVS;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
@@ -58,12 +36,11 @@ int corral_harden_self(const char *const *read_paths, uint32_t path_count, int *
     *step = CORRAL_HARDEN_CAPABILITIES;
     int any = 0;
     if (held_capabilities(&any) < 0) return -errno;
-    if (any && drop_capabilities() < 0) return -errno;
+    if (any && corral_clear_capabilities(63) < 0) return -errno;
 
-    int abi = corral_landlock_abi();
-    if (abi <= 0) return 0;  // no Landlock (ENOSYS, EOPNOTSUPP): nothing more to apply
+    if (handled_fs == 0) return 0;  // no Landlock: nothing more to apply
     *step = CORRAL_HARDEN_LANDLOCK_RULESET;
-    int ruleset = corral_landlock_create_ruleset(handled_rights(abi), 0, 0);
+    int ruleset = corral_landlock_create_ruleset(handled_fs, 0, 0);
     if (ruleset < 0) return ruleset;
     const uint64_t read = corral_LL_FS_READ_FILE | corral_LL_FS_READ_DIR;
     *step = CORRAL_HARDEN_LANDLOCK_RULE;
@@ -85,7 +62,5 @@ int corral_harden_self(const char *const *read_paths, uint32_t path_count, int *
     int rc = corral_landlock_restrict_self_raw(ruleset, 0);
     int saved = errno;
     close(ruleset);
-    if (rc < 0) return -saved;
-    *landlock_abi = abi;
-    return 0;
+    return rc < 0 ? -saved : 0;
 }

@@ -11,6 +11,12 @@ int corral_fail(struct corral_child_failure *failure, uint32_t stage, uint32_t i
 /// -1; MSG_NOSIGNAL. Async-signal-safe (the child uses it too). 0 or -errno (parent.c).
 int corral_send_byte(int socket_fd, char byte, int pass_fd);
 
+/// Clears the bounding set (capabilities 0…`last_cap`; higher numbers are skipped with
+/// EINVAL), the ambient set, and empties the permitted, effective and inheritable sets.
+/// Bounding entries first: dropping them needs CAP_SETPCAP. Async-signal-safe; used by the
+/// sandbox's init and by corral-egress. 0 or -1 with errno (child.c).
+int corral_clear_capabilities(uint32_t last_cap);
+
 /// Builds the new root and pivots into it (mounts.c).
 int corral_apply_mounts(const struct corral_launch_plan *plan, struct corral_child_failure *failure);
 

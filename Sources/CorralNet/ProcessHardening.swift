@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CCorralLaunch
+import CorralPlan
 
 /// corral-egress's own confinement, applied at start while the process has one thread
 /// (every step binds to the calling thread and to threads created later; see
@@ -27,12 +28,15 @@ public enum ProcessHardening {
     ///
     /// - Throws: `Failure` naming the step that failed.
     public static func apply(readPaths: [String] = readPaths) throws(Failure) -> Int {
-        var abi: CInt = 0, step: UInt32 = 0, index: UInt32 = 0
+        // The rights the kernel knows, from the same table the sandbox's plan uses.
+        let abi = Int(max(0, corral_landlock_abi()))
+        let handled = LandlockAccess.handled(atABI: min(abi, 7)).rawValue
+        var step: UInt32 = 0, index: UInt32 = 0
         var cStrings = readPaths.map { strdup($0) }
         defer { for pointer in cStrings { free(pointer) } }
         let rc = cStrings.withUnsafeMutableBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
-                corral_harden_self($0, UInt32(buffer.count), &abi, &step, &index)
+                corral_harden_self($0, UInt32(buffer.count), handled, &step, &index)
             }
         }
         guard rc == 0 else {
@@ -49,7 +53,7 @@ public enum ProcessHardening {
             }
             throw Failure(step: name, path: path, errno: -rc)
         }
-        return Int(abi)
+        return abi
     }
 
     /// Raises the soft limit on open files to the hard limit: a relayed connection holds

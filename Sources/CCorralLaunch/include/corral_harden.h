@@ -21,13 +21,14 @@ enum corral_harden_step {
 /// 1. PR_SET_NO_NEW_PRIVS;
 /// 2. when any capability is held (root), the bounding and ambient sets are cleared and the
 ///    permitted/effective/inheritable sets emptied;
-/// 3. when Landlock is available, the filesystem becomes read-only (read file, read folder)
-///    beneath `read_paths` (missing paths are skipped) and closed everywhere else: no write,
-///    no execute, no create or remove.
+/// 3. with `handled_fs` (Landlock filesystem rights the kernel knows; 0 when it has no
+///    Landlock) the filesystem becomes read-only (read file, read folder) beneath
+///    `read_paths` (missing paths are skipped) and closed everywhere else: no write, no
+///    execute, no create or remove.
 /// Every step is thread-bound, so this must run before the process starts threads.
-/// Returns 0 and sets `*landlock_abi` (0 = Landlock unavailable), or -errno with `*step`
-/// and `*index` (the path's index for CORRAL_HARDEN_LANDLOCK_RULE) set.
-int corral_harden_self(const char *const *read_paths, uint32_t path_count, int *landlock_abi,
+/// Returns 0, or -errno with `*step` and `*index` (the path's index for
+/// CORRAL_HARDEN_LANDLOCK_RULE) set.
+int corral_harden_self(const char *const *read_paths, uint32_t path_count, uint64_t handled_fs,
                        uint32_t *step, uint32_t *index);
 
 #ifdef __cplusplus
