@@ -44,8 +44,8 @@ public struct NetworkDecision: Sendable, Hashable, Codable {
 
     /// Whether no allow entry names the host at all (not merely its port).
     var hostUnlisted: Bool {
-        decision == .deny && (reason?.hasSuffix("is not in network.allow") ?? false)
-            && !(reason?.hasPrefix("port ") ?? false)
+        guard decision == .deny, let host, let reason else { return false }
+        return EgressPolicy.isUnlistedHost(host, reason: reason)
     }
 }
 
@@ -82,20 +82,50 @@ public struct EgressSummary: Sendable, Hashable, Codable {
     }
 }
 
-extension Supervisor {
-    /// Starts the proxy on the listeners init handed over (closing the supervisor's copies).
-    static func startEgress(_ plan: EgressPlan?, pending: PendingLaunch) throws(CorralError) -> EgressProcess? {
+/// The run's egress proxy as the supervisor watches it: the process, and what it decided.
+/// Used from the supervisor's one thread.
+final class EgressWatch {
+    private let process: EgressProcess
+    private(set) var summary: EgressSummary
+
+    /// Starts the proxy on the listeners init handed over (and closes the supervisor's
+    /// copies); nil when the plan has none.
+    init?(_ plan: EgressPlan?, pending: PendingLaunch) throws(CorralError) {
         let listeners = pending.egressListeners
         defer { for listener in listeners { HostEnvironment.close(listener.rawValue) } }
         guard let plan, !listeners.isEmpty else { return nil }
-        return try EgressProcess(plan: plan, listeners: listeners)
+        process = try EgressProcess(plan: plan, listeners: listeners)
+        summary = EgressSummary(plan: plan)
     }
 
-    /// Turns the proxy's pending lines into events, report entries and rule input; true
-    /// when a rule ended the run.
-    static func readEgress(_ egress: EgressProcess, into summary: inout EgressSummary, control: RunControl) -> Bool {
+    /// What to poll: the control socket, until the proxy closed it.
+    var pollDescriptors: [Int32] { process.atEnd ? [] : [process.pollDescriptor] }
+
+    /// Takes in the lines waiting when `ready` holds the control socket; true when a rule
+    /// ended the run. A proxy that ended on its own is noted (the sandbox is cut off).
+    func pump(_ ready: [Int32], control: RunControl) -> Bool {
+        guard ready.contains(process.pollDescriptor) else { return false }
+        let ended = read(control)
+        if process.atEnd, summary.proxyEnded == nil {
+            process.stop()
+            summary.proxyEnded = "the egress proxy ended during the run (\(process.abnormalEnd ?? "exited 0")); "
+                + "the sandbox had no way out since"
+        }
+        return ended
+    }
+
+    /// Ends the proxy (its last lines are flushed before it exits) and returns the summary.
+    func finish(control: RunControl) -> EgressSummary {
+        process.stop()
+        _ = read(control)
+        if let end = process.abnormalEnd, summary.proxyEnded == nil { summary.proxyEnded = "the egress proxy \(end)" }
+        return summary
+    }
+
+    /// Decision lines into events, the report and the rules; true when a rule ended the run.
+    private func read(_ control: RunControl) -> Bool {
         var ended = false
-        for line in egress.readLines() {
+        for line in process.readLines() {
             if line.hasPrefix("dropped\t") {
                 summary.linesLost += Int(line.dropFirst(8)) ?? 1
                 continue

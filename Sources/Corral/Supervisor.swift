@@ -38,7 +38,7 @@ final class Supervisor {
             events.emit(.limit) { $0.limit = limit.limit; $0.detail = "not enforced: \(limit.notEnforced ?? "")" }
         }
 
-        if !profile.network.listenPorts.isEmpty { try EgressProcess.checkAvailable() }
+        if EgressPlan.of(profile.network)?.listeners.isEmpty == false { try EgressProcess.checkAvailable() }
         // stdout and stderr go through the supervisor when it must count or cap them.
         let capsOutput = profile.limits.output != nil
             || profile.monitor.contains { if case .outputAbove = $0.condition { true } else { false } }
@@ -115,9 +115,9 @@ final class Supervisor {
             let ended = HostEnvironment.monotonicSeconds()
             return finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)")
         }
-        let egress: EgressProcess?
+        let egress: EgressWatch?
         do {
-            egress = try Self.startEgress(plan.egress, pending: pending)
+            egress = try EgressWatch(plan.egress, pending: pending)
         } catch {
             // The command runs already, but without the network its manifest promises.
             control.attach(process)
@@ -131,19 +131,12 @@ final class Supervisor {
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
-        var egressSummary = plan.egress.map { EgressSummary(plan: $0) }
-        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched,
-              egress: egress, egressSummary: &egressSummary)
+        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress)
         let ended = HostEnvironment.monotonicSeconds()
         meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
-        if let egress {
-            egress.stop()
-            _ = Self.readEgress(egress, into: &egressSummary!, control: control)
-            if let end = egress.abnormalEnd, egressSummary?.proxyEnded == nil {
-                egressSummary?.proxyEnded = "the egress proxy \(end)"
-            }
-        }
+        // A plan whose mode has no listener (loopback without ports) still reports its egress part.
+        let egressSummary = egress?.finish(control: control) ?? plan.egress.map { EgressSummary(plan: $0) }
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
         relay.drain()
         finishResources(process: process, meter: meter, relay: relay)
@@ -191,8 +184,7 @@ final class Supervisor {
     // MARK: - Watching
 
     private func watch(_ process: SandboxProcess, plan: LaunchPlan, control: RunControl, relay: OutputRelay,
-                       signals: SignalWatcher?, launched: Double, egress: EgressProcess?,
-                       egressSummary: inout EgressSummary?) {
+                       signals: SignalWatcher?, launched: Double, egress: EgressWatch?) {
         let meter = control.meter
         let wallDeadline = plan.limits.wall.map { launched + $0.seconds }
         let cpuLimit = plan.limits.cpu.map(\.seconds)
@@ -225,7 +217,7 @@ final class Supervisor {
             if sampling { timeout = min(timeout, nextSample - now) }
             if relay.hasPending { timeout = min(timeout, 0.01) }
             let descriptors = [process.pollDescriptor, control.wake.readDescriptor] + relay.pollDescriptors
-                + (signals.map { [$0.descriptor] } ?? []) + (egress.flatMap { $0.atEnd ? nil : [$0.pollDescriptor] } ?? [])
+                + (signals.map { [$0.descriptor] } ?? []) + (egress?.pollDescriptors ?? [])
             let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
             if relay.pump(ready) == .capReached {
                 control.events.emit(.limit) { $0.limit = "output"; $0.detail = "\(relay.total) bytes passed through; the rest is cut" }
@@ -236,15 +228,7 @@ final class Supervisor {
                 break loop
             }
             if ready.contains(control.wake.readDescriptor) { control.carryOutRequests() }
-            if let egress, ready.contains(egress.pollDescriptor), egressSummary != nil,
-               Self.readEgress(egress, into: &egressSummary!, control: control) {
-                break loop
-            }
-            if let egress, egress.atEnd, egressSummary?.proxyEnded == nil {
-                egress.stop()
-                egressSummary?.proxyEnded = "the egress proxy ended during the run (\(egress.abnormalEnd ?? "exited 0")); "
-                    + "the sandbox had no way out since"
-            }
+            if egress?.pump(ready, control: control) == true { break loop }
             if ready.contains(process.pollDescriptor) {
                 // The run ended on its own; what it did last still counts (a fork refused at
                 // the limit just before the end, an OOM kill that ended the command).

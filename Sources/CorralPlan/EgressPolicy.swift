@@ -62,7 +62,16 @@ public struct EgressPolicy: Sendable, Hashable {
             if entry.ports.contains(port) { return .allowed(entry) }
         }
         if hostMatched { return .denied("port \(port) of \(target) is not in network.allow") }
-        return .denied("\(target) is not in network.allow")
+        return .denied(Self.unlistedHostReason(target.description))
+    }
+
+    /// The reason of a denial because no entry names the host at all (not merely its port):
+    /// what the supervisor's `new-host` rule reads back from the proxy's decision lines.
+    public static func unlistedHostReason(_ host: String) -> String { "\(host) is not in network.allow" }
+
+    /// Whether `reason` is that denial for `host` as the client wrote it (any case, brackets).
+    public static func isUnlistedHost(_ host: String, reason: String) -> Bool {
+        Target(host).map { reason == unlistedHostReason($0.description) } ?? false
     }
 
     /// Whether `address` (a resolved or literal address) may be connected to for `entry`.

@@ -18,16 +18,6 @@ public struct NetworkSpec: Sendable, Hashable {
     public var proxy = ProxySettings()
 
     public init() {}
-
-    /// Every port the sandbox's init listens on for Corral (proxy ports and forwards), in the
-    /// order the plan lists the listeners.
-    public var listenPorts: [UInt16] {
-        switch mode {
-        case .allowlist: [proxy.httpPort, proxy.socksPort] + forward.map(\.listen)
-        case .loopback: ports
-        case .none, .host: []
-        }
-    }
 }
 
 public enum NetworkMode: String, Sendable, Hashable, CaseIterable {

@@ -32,6 +32,17 @@ import Testing
         #expect(Self.decide(policy, "203.0.114.9", 8050) == "denied: 203.0.114.9 is not in network.allow")
     }
 
+    /// What `new-host` reads back from a decision line: a host no entry names, not a port.
+    @Test func unlistedHostDenialsAreRecognisedAsSuch() throws {
+        let policy = try Self.policy("api.example.com:443")
+        guard case .denied(let host) = policy.decide(EgressPolicy.Target("Other.Example.")!, port: 443),
+              case .denied(let port) = policy.decide(EgressPolicy.Target("api.example.com")!, port: 80)
+        else { Issue.record("expected two denials"); return }
+        #expect(EgressPolicy.isUnlistedHost("Other.Example.", reason: host))
+        #expect(!EgressPolicy.isUnlistedHost("api.example.com", reason: port))
+        #expect(!EgressPolicy.isUnlistedHost("api.example.com", reason: host))
+    }
+
     @Test func anAddressNeverMatchesANameEntryNorANameAnAddressEntry() throws {
         let policy = try Self.policy("api.example.com:443", "198.51.100.7:443")
         #expect(Self.decide(policy, "93.184.215.14", 443) == "denied: 93.184.215.14 is not in network.allow")
