@@ -1,4 +1,5 @@
 import CorralPlan
+import CorralSystem
 
 /// Turns what the supervisor observes into monitor-rule firings. Pure: the supervisor feeds it
 /// samples (resource use, output), limit hits and watched calls, with the time, and acts on
@@ -18,9 +19,10 @@ struct MonitorEngine {
         var writtenPaths: [String] = []
         /// Whether it creates, writes, removes or renames (open with a write flag, unlink…).
         var writes: Bool
-        /// A connect to 127.0.0.1: its port (a connect to the egress proxy is counted once,
-        /// as the proxy's request).
-        var loopbackPort: UInt16?
+        /// For a connect: where to. `rate(connect)` counts network connects only: not to a
+        /// unix socket (libc's nscd lookups), and not to the egress proxy's own ports (the
+        /// proxy's request is counted instead, once).
+        var connectTarget: SocketAddress?
     }
 
     let rules: [MonitorRule]
@@ -91,7 +93,7 @@ struct MonitorEngine {
             var detail: String?
             switch rule.condition {
             case .rate(let name, let limit, let window) where Self.family(of: name).contains(call.syscall):
-                if let port = call.loopbackPort, egressPorts.contains(port) { break }
+                if call.syscall == "connect", !countsAsNetworkConnect(call.connectTarget) { break }
                 detail = count(name, limit: limit, window: window, at: now)
             case .execOutsideAllowlist where call.syscall == "execve" || call.syscall == "execveat":
                 if let path = call.path, !execAllowed(path) { detail = "exec of \(path), outside filesystem.exec" }
@@ -125,6 +127,15 @@ struct MonitorEngine {
             if let detail, let firing = fire(rule, detail) { firings.append(firing) }
         }
         return firings
+    }
+
+    private func countsAsNetworkConnect(_ target: SocketAddress?) -> Bool {
+        guard let target else { return true }  // unreadable: counted, as the kernel would have tried
+        switch target.family {
+        case "inet": return !(target.address == "127.0.0.1" && target.port.map(egressPorts.contains) == true)
+        case "inet6": return true
+        default: return false
+        }
     }
 
     /// Records one `name` act at `now`; the detail when more than `limit` fall in `window`.

@@ -224,9 +224,6 @@ extension MonitorEngine.Call {
         let resolve = { (path: String?) in Self.resolve(path, dirfd: call.dirfd, pid: call.pid) }
         self.init(syscall: call.syscall, path: resolve(call.path), writtenPaths: written.compactMap(resolve),
                   writes: writes)
-        if call.syscall == "connect", let address = call.address, address.family == "inet",
-           address.address == "127.0.0.1" {
-            loopbackPort = address.port
-        }
+        if call.syscall == "connect" { connectTarget = call.address }
     }
 }

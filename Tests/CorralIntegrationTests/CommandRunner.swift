@@ -53,24 +53,9 @@ enum CommandRunner {
     /// process). Killed with SIGKILL after `timeout`; the result says so.
     static func run(_ argv: [String], environment: [String: String] = [:], captureFolder: String,
                     timeout: Duration = .seconds(30)) async throws -> CommandResult {
-        let id = UUID().uuidString
-        let outPath = captureFolder + "/stdout-" + id, errPath = captureFolder + "/stderr-" + id
-        guard FileManager.default.createFile(atPath: outPath, contents: nil),
-              FileManager.default.createFile(atPath: errPath, contents: nil),
-              let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath)
-        else { throw TestFailure("cannot create capture files in \(captureFolder)") }
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.environment = baseEnvironment.merging(environment) { _, new in new }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
+        let capture = try Capture(in: captureFolder)
+        defer { capture.close() }
+        let process = capture.process(argv, environment: baseEnvironment.merging(environment) { _, new in new })
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -102,8 +87,7 @@ enum CommandRunner {
 
         let status = process.terminationReason == .uncaughtSignal
             ? 128 + process.terminationStatus : process.terminationStatus
-        return CommandResult(status: status, stdout: try String(contentsOfFile: outPath, encoding: .utf8),
-                             stderr: try String(contentsOfFile: errPath, encoding: .utf8),
+        return CommandResult(status: status, stdout: try capture.stdout(), stderr: try capture.stderr(),
                              elapsed: elapsed, timedOut: timedOut.withLock { $0 })
     }
 
@@ -115,6 +99,50 @@ enum CommandRunner {
             let argv0 = data.split(separator: 0, omittingEmptySubsequences: false).first ?? Data()
             return argv0 == Data(path.utf8)
         }
+    }
+}
+
+/// A command's stdout and stderr captured in two files: never pipes, whose write ends a
+/// process forked meanwhile by another test would inherit and hold open.
+struct Capture {
+    let outPath: String, errPath: String
+    let out: FileHandle, err: FileHandle
+
+    init(in folder: String) throws {
+        let id = UUID().uuidString
+        outPath = folder + "/stdout-" + id
+        errPath = folder + "/stderr-" + id
+        guard FileManager.default.createFile(atPath: outPath, contents: nil),
+              FileManager.default.createFile(atPath: errPath, contents: nil),
+              let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath)
+        else { throw TestFailure("cannot create capture files in \(folder)") }
+        self.out = out
+        self.err = err
+    }
+
+    /// `argv` with stdin on /dev/null and its output going to these files (not started).
+    func process(_ argv: [String], environment: [String: String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = out
+        process.standardError = err
+        return process
+    }
+
+    func stdout() throws -> String { try String(contentsOfFile: outPath, encoding: .utf8) }
+    func stderr() throws -> String { try String(contentsOfFile: errPath, encoding: .utf8) }
+
+    func close() {
+        try? out.close()
+        try? err.close()
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
     }
 }
 

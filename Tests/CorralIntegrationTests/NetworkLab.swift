@@ -378,32 +378,17 @@ enum LabTool {
     /// write end inherited by a process forked concurrently would hold the read open.
     @discardableResult
     static func run(_ argv: [String]) throws -> String {
-        let base = (NSTemporaryDirectory() as NSString).appendingPathComponent("corral-lab-tool-" + UUID().uuidString)
-        let outPath = base + ".out", errPath = base + ".err"
+        let capture = try Capture(in: NSTemporaryDirectory())
         defer {
-            try? FileManager.default.removeItem(atPath: outPath)
-            try? FileManager.default.removeItem(atPath: errPath)
+            capture.close()
+            capture.remove()
         }
-        guard FileManager.default.createFile(atPath: outPath, contents: nil),
-              FileManager.default.createFile(atPath: errPath, contents: nil),
-              let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath)
-        else { throw TestFailure("cannot create capture files at \(base)") }
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.environment = CommandRunner.baseEnvironment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
+        let process = capture.process(argv, environment: CommandRunner.baseEnvironment)
         try process.run()
         process.waitUntilExit()
-        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let stdout = (try? capture.stdout()) ?? ""
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            let stderr = (try? capture.stderr()) ?? ""
             throw TestFailure("`\(argv.joined(separator: " "))` failed with status \(process.terminationStatus): "
                                   + stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
