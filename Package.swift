@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // MARK: Pure layers: no libc, no kernel.
@@ -40,6 +41,13 @@ let package = Package(
             swiftSettings: [.strictMemorySafety()]
         ),
 
+        // MARK: Audit log: hash chain, Ed25519 signatures (swift-crypto), verification.
+        // Safe Swift only: its file access goes through CorralSystem (LockedFile).
+        .target(
+            name: "CorralAudit",
+            dependencies: ["CorralSystem", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
         // MARK: Supervisor library and the thin CLI.
         .target(
             name: "Corral",
@@ -50,7 +58,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "corral",
-            dependencies: ["Corral", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Corral", "CorralAudit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // Release: a static PIE. No ld.so run, no symbol lookups or relocations of
             // libstdc++ and friends on every launch (a hello world starts in 0.8 ms instead
             // of 1.9 ms here), while keeping ASLR (a plain static executable saves another
@@ -94,6 +102,8 @@ let package = Package(
         .testTarget(name: "CorralPlanTests", dependencies: ["CorralPlan"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CorralSystemTests", dependencies: ["CorralSystem"]),
+        // Depends on `corral` so the CLI test finds the binary next to the test bundle.
+        .testTarget(name: "CorralAuditTests", dependencies: ["CorralAudit", "corral"]),
         // Scripts/: drives the real corral-egress from outside (many connections).
         .testTarget(name: "CorralNetTests", dependencies: ["CorralNet", "corral-egress"], exclude: ["Scripts"]),
         // Lab/: the network lab's server script, run by python3 from the source tree.
