@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Corral",
             dependencies: [
-                "CorralSystem",
+                "CorralSystem", "CorralAudit",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

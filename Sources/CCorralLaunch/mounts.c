@@ -128,6 +128,46 @@ fail:;
     return -1;
 }
 
+/// An overlay over the bind-checked lower folder, as a detached mount: its layers are given
+/// as descriptors opened without following any symlink (fsconfig FSCONFIG_SET_FD, Linux
+/// 6.13+; older kernels take the paths, which then follow symlinks Corral itself created).
+/// `userxattr`: the mount is made in a user namespace, so whiteouts and opaque markers use
+/// user.overlay.* attributes (and redirect_dir/metacopy stay off).
+static int overlay_source(const struct corral_mount_op *op) {
+    int fds[3] = {-1, -1, -1};
+    const char *paths[3] = {op->source, op->upper, op->work};
+    const char *keys[3] = {"lowerdir+", "upperdir", "workdir"};
+    int fs = -1, tree = -1;
+    for (int i = 0; i < 3; i++) {
+        fds[i] = openat2_raw(AT_FDCWD, paths[i], O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS);
+        if (fds[i] < 0) goto out;
+    }
+    struct stat st;
+    if (fstat(fds[0], &st) < 0) goto out;
+    if (op->source_ino != 0 && ((uint64_t)st.st_dev != op->source_dev || (uint64_t)st.st_ino != op->source_ino)) {
+        errno = ESTALE;
+        goto out;
+    }
+    fs = fsopen("overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) goto out;
+    for (int i = 0; i < 3; i++) {
+        if (fsconfig(fs, FSCONFIG_SET_FD, keys[i], NULL, fds[i]) < 0) {
+            if (errno != EINVAL) goto out;
+            if (fsconfig(fs, FSCONFIG_SET_STRING, keys[i], paths[i], 0) < 0) goto out;
+        }
+    }
+    if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) goto out;
+    if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto out;
+    tree = fsmount(fs, FSMOUNT_CLOEXEC, (unsigned int)mount_attrs(op->flags));
+out:;
+    int saved = errno;
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    if (fs >= 0) close(fs);
+    errno = saved;
+    return tree;
+}
+
 // MARK: - Phase 3: one op
 
 static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd, int mask_file_fd) {
@@ -144,6 +184,7 @@ static int apply_op(const struct corral_mount_op *op, int root_fd, int tree_fd, 
         return 0;
     }
     case CORRAL_MOUNT_BIND:
+    case CORRAL_MOUNT_OVERLAY:
         return attach(tree_fd, root_fd, op->target, op->flags);
     case CORRAL_MOUNT_TMPFS: {
         char size_buf[24];
@@ -241,8 +282,12 @@ int corral_apply_mounts(const struct corral_launch_plan *plan, struct corral_chi
 
     for (uint32_t i = 0; i < plan->mount_count; i++) {
         plan->scratch_fds[i] = -1;
-        if (plan->mounts[i].kind != CORRAL_MOUNT_BIND) continue;
-        plan->scratch_fds[i] = clone_source(&plan->mounts[i]);
+        if (plan->mounts[i].kind == CORRAL_MOUNT_OVERLAY)
+            plan->scratch_fds[i] = overlay_source(&plan->mounts[i]);
+        else if (plan->mounts[i].kind == CORRAL_MOUNT_BIND)
+            plan->scratch_fds[i] = clone_source(&plan->mounts[i]);
+        else
+            continue;
         if (plan->scratch_fds[i] < 0) return corral_fail(failure, CORRAL_STAGE_MOUNT_SOURCES, i);
     }
 

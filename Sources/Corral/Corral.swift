@@ -12,6 +12,9 @@ public struct LoadedProfile: Sendable {
 
     /// SHA-256 of the manifest's bytes.
     public func sha256() -> String { sha256Hex(contents) }
+
+    /// The manifest's path from the root (for records that outlive the working folder).
+    public var absolutePath: String { path.hasPrefix("/") ? path : HostEnvironment.currentDirectory() + "/" + path }
 }
 
 /// Options for one run.
@@ -49,6 +52,9 @@ public struct RunOptions: Sendable {
     public var onWatchedCall: (@Sendable (WatchedCall) -> Void)?
     /// How many watched calls the run report keeps; the rest are counted (`watchedDropped`).
     public var watchLogLimit = 1000
+    /// Corral's state directory (staged writes, audit log); nil: `StateDirectory.path` of this
+    /// process's environment.
+    public var stateDirectory: String?
 
     public init(command: [String]? = nil, environment: [String: String]) {
         self.command = command

@@ -133,7 +133,10 @@ final class RunControl: Sendable {
     private func act(on firings: [MonitorEngine.Firing], onWatcherThread: Bool = false) -> Bool {
         for firing in firings {
             let rule = firing.rule
-            let at = HostEnvironment.monotonicSeconds() - Double(bitPattern: startedAt.load(ordering: .relaxed))
+            // A rule can fire during the launch (the command's own exec), before the start is
+            // known: that is time 0.
+            let started = Double(bitPattern: startedAt.load(ordering: .relaxed))
+            let at = started == 0 ? 0 : HostEnvironment.monotonicSeconds() - started
             state.withLock { $0.firings.append(RuleFiring(rule: rule.id, action: rule.action.rawValue,
                                                            detail: firing.detail, at: max(0, at))) }
             events.emit(.rule) { $0.rule = rule.id; $0.action = rule.action.rawValue; $0.detail = firing.detail }

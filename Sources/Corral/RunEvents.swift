@@ -25,6 +25,8 @@ public struct RunEvent: Sendable, Codable, Hashable {
         case exit
         /// A decision of the egress proxy (`network`).
         case network
+        /// The run's staged writes were committed, kept pending or discarded (`transaction`).
+        case transaction
     }
 
     public var seq: Int
@@ -47,6 +49,7 @@ public struct RunEvent: Sendable, Codable, Hashable {
     public var exitStatus: Int32?
     public var verdict: Verdict?
     public var network: NetworkDecision?
+    public var transaction: TransactionSummary?
 
     public init(seq: Int, time: String, type: Kind, goal: String) {
         self.seq = seq
@@ -64,14 +67,17 @@ final class EventLog: Sendable {
     private let observer: (@Sendable (RunEvent) -> Void)?
     private let goal: String
     private let count = Mutex(0)
+    /// The run's audit entries; every event but `start` and `exit` is one.
+    let audit: RunAudit?
 
-    init(descriptor: Int32?, observer: (@Sendable (RunEvent) -> Void)?, goal: String) {
+    init(descriptor: Int32?, observer: (@Sendable (RunEvent) -> Void)?, goal: String, audit: RunAudit?) {
         self.descriptor = descriptor
         self.observer = observer
         self.goal = goal
+        self.audit = audit
     }
 
-    var isActive: Bool { descriptor != nil || observer != nil }
+    var isActive: Bool { descriptor != nil || observer != nil || audit != nil }
 
     func emit(_ type: RunEvent.Kind, _ fill: (inout RunEvent) -> Void = { _ in }) {
         guard isActive else { return }
@@ -80,6 +86,7 @@ final class EventLog: Sendable {
             var event = RunEvent(seq: count, time: HostEnvironment.rfc3339Now(), type: type, goal: goal)
             fill(&event)
             if let descriptor { HostEnvironment.writeAll(descriptor, event.jsonLine()) }
+            audit?.record(event)
             return event
         }
         observer?(event)

@@ -127,6 +127,8 @@ public struct RuleFiring: Sendable, Hashable, Codable {
 /// The JSON run report (`corral run --report FILE`). Secrets never appear in it.
 public struct RunReport: Sendable, Codable {
     public var schemaVersion = 1
+    /// The run's id (its staged writes and audit entries carry it).
+    public var run: String
     public var goalID: String
     public var manifest: String
     /// SHA-256 of the manifest's bytes; nil when not asked for.
@@ -167,6 +169,8 @@ public struct RunReport: Sendable, Codable {
     public var watched: [WatchedCall]? = nil
     /// Watched calls beyond that limit: counted, not kept.
     public var watchedDropped: Int? = nil
+    /// What happened to the run's staged writes; nil when it staged none.
+    public var transaction: TransactionSummary? = nil
 
     public struct Timings: Sendable, Codable {
         /// Plan compiled (host probe included). From here to the command's execve, the

@@ -22,9 +22,14 @@ final class Supervisor {
 
     func run() throws(CorralError) -> RunResult {
         let startedAt = HostEnvironment.rfc3339Now()
+        let runID = StagedRun.newID(goal: loaded.profile.goal.id)
         let start = HostEnvironment.monotonicSeconds()
         let profile = loaded.profile
-        let events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id)
+        // Corral's own setting, from this process's environment (not the one given for the command).
+        let state = options.stateDirectory ?? StateDirectory.path(environment: HostEnvironment.environment())
+        let audit = try openAudit(profile, state: state, run: runID)
+        let events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id,
+                              audit: audit)
 
         // Limits first: a required limit this host cannot enforce stops the run before
         // anything is cloned.
@@ -58,6 +63,11 @@ final class Supervisor {
             pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid), stdio: stdio)
         }
         relay.childHasItsEnds()
+        // Staged writes: the run's folder and layers are made while the child builds its
+        // namespaces; anything that ends the launch early discards them.
+        let staged = try stageWrites(profile, state: state, run: runID)
+        var stagedDone = false
+        defer { if !stagedDone { staged?.discard() } }
         // Joining a cgroup waits out an RCU grace period in the kernel (5-13 ms here unless
         // rcu_expedited is set): done on a second thread while this one compiles and
         // materialises; "go" waits for it.
@@ -67,7 +77,9 @@ final class Supervisor {
         let planned = HostEnvironment.monotonicSeconds()
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
-                                                hiddenPaths: Corral.daemonSockets)
+                                                hiddenPaths: Corral.daemonSockets + (staged.map { [$0.state] } ?? []),
+                                                staging: staged.map { run in { run.staging(layer: $0) } })
+        try staged?.began(prepared.stagedLayers)
         let materialised = HostEnvironment.monotonicSeconds()
         try attaching?.result()
 
@@ -82,6 +94,15 @@ final class Supervisor {
         func finish(_ termination: Termination, killReason: KillReason?, launched: Double, ended: Double,
                     error: String? = nil) -> RunResult {
             let verdict: Verdict = killReason == nil ? .clean : .rogue
+            var transaction: TransactionSummary?
+            var transactionError: CorralError?
+            if let staged {
+                (transaction, transactionError) = staged.finish(verdict: verdict, killReason: killReason, mode: plan.commit)
+                stagedDone = true
+                if let transaction {
+                    events.emit(.transaction) { $0.transaction = transaction; $0.detail = transactionError.map { "\($0)" } }
+                }
+            }
             events.emit(.exit) {
                 $0.termination = termination
                 $0.exitStatus = termination.exitStatus
@@ -90,7 +111,7 @@ final class Supervisor {
                 $0.rule = control.killRule
             }
             let report = RunReport(
-                goalID: plan.goalID, manifest: loaded.path,
+                run: runID, goalID: plan.goalID, manifest: loaded.path,
                 manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
                 planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command,
                 startedAt: startedAt, durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
@@ -100,10 +121,22 @@ final class Supervisor {
                 landlockEnforcement: plan.landlock.enforcement.rawValue,
                 landlockNotEnforced: plan.landlock.dropped.isEmpty ? nil : plan.landlock.dropped.description,
                 seccompInstructions: prepared.seccompPrograms.map { $0.instructionCount },
-                skippedPaths: prepared.skipped, error: error,
+                skippedPaths: prepared.skipped, error: error ?? transactionError.map { "\($0)" },
                 timings: RunReport.Timings(compile: planned - start, materialise: materialised - planned,
                                            launch: launched - start, run: ended - launched))
-            return RunResult(termination: termination, report: report)
+            var result = RunResult(termination: termination, report: report)
+            result.report.transaction = transaction
+            return result
+        }
+
+        /// The run's last audit entry: its report, signed.
+        func audited(_ result: RunResult) -> RunResult {
+            var result = result
+            do throws(CorralError) { try audit.ended(result.report) } catch {
+                result.report.error = [result.report.error, "audit log: \(error)"].compactMap { $0 }.joined(separator: "; ")
+                if !options.quiet { HostEnvironment.writeStandardError("corral: audit log: \(error)\n") }
+            }
+            return result
         }
 
         let process: SandboxProcess
@@ -113,7 +146,7 @@ final class Supervisor {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
             let ended = HostEnvironment.monotonicSeconds()
-            return finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)")
+            return audited(finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)"))
         }
         let egress: EgressWatch?
         do {
@@ -129,6 +162,22 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
+        do {
+            try audit.started(AuditRunStart(
+                goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: loaded.absolutePath,
+                manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
+                landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
+                namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
+                limits: enforcement.limits, pid: process.pid))
+        } catch {
+            // An unaudited run does not go on.
+            control.attach(process)
+            meter?.killAll()
+            process.killTree()
+            _ = process.reap()
+            _ = egress?.finish(control: control)
+            throw error
+        }
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
         watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress)
@@ -144,7 +193,44 @@ final class Supervisor {
                             launched: launched, ended: ended)
         if let watchLog { result.report.record(watchLog, program: prepared.watchProgram) }
         result.report.egress = egressSummary
-        return result
+        return audited(result)
+    }
+
+    /// The run's staging folder when the manifest stages its writes; nil when it writes
+    /// nowhere or in place (`approval.commit: direct`). Interrupted runs of earlier corrals
+    /// are recovered first.
+    private func stageWrites(_ profile: Profile, state: String?, run: String) throws(CorralError) -> StagedRun? {
+        guard profile.approval.commit.isStaged, !profile.filesystem.write.isEmpty else { return nil }
+        guard let state else {
+            throw CorralError(.setupFailed, operation: "find the state directory", location: profile.approval.commitLocation,
+                              message: "staged writes need a state directory, and neither CORRAL_STATE_DIR, XDG_STATE_HOME nor HOME is set",
+                              hint: "set CORRAL_STATE_DIR to a folder Corral may write")
+        }
+        // Staging inside a write path would put each layer inside the folder it overlays (and
+        // let the sandbox reach other runs' layers): refused. The state directory is also
+        // hidden from every sandbox, like the daemons' sockets.
+        if let entry = profile.filesystem.write.first(where: { PlanCompiler.isBeneath(state, $0.path) }) {
+            throw CorralError(.profileInvalid, operation: "stage writes", path: state, location: entry.location,
+                              message: "Corral's state directory is inside this write path",
+                              hint: "set CORRAL_STATE_DIR to a folder outside every write path")
+        }
+        StagedRuns.recoverQuietly(state: state)
+        return try StagedRun.create(state: state, id: run, goal: profile.goal.id, manifest: loaded.absolutePath,
+                                    auditLog: RunAudit.logPath(for: profile, state: state),
+                                    mode: profile.approval.commit, writeCount: profile.filesystem.write.count)
+    }
+
+    /// The run's audit log: the manifest's `audit.log`, else the state directory's. Every run
+    /// is audited; a host with neither is refused before anything runs.
+    private func openAudit(_ profile: Profile, state: String?, run: String) throws(CorralError) -> RunAudit {
+        guard let state else {
+            throw CorralError(.setupFailed, operation: "open the audit log",
+                              message: "no state directory: neither CORRAL_STATE_DIR, XDG_STATE_HOME nor HOME is set",
+                              hint: "set CORRAL_STATE_DIR to a folder Corral may write (the audit log and its key live there)")
+        }
+        let secrets = profile.run.env.secrets.compactMap { options.environment[$0] }
+        return try RunAudit(log: RunAudit.logPath(for: profile, state: state),
+                            keyFolder: StateDirectory.keyFolder(state: state), run: run, secrets: secrets)
     }
 
     /// The rules with what they compare against: `filesystem.exec` patterns for execs,
@@ -228,6 +314,7 @@ final class Supervisor {
                 break loop
             }
             if ready.contains(control.wake.readDescriptor) { control.carryOutRequests() }
+            control.events.audit?.flushIfDue(now: now)
             if egress?.pump(ready, control: control) == true { break loop }
             if ready.contains(process.pollDescriptor) {
                 // The run ended on its own; what it did last still counts (a fork refused at

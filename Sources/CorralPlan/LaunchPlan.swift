@@ -31,6 +31,8 @@ public struct LaunchPlan: Sendable, Hashable, CustomStringConvertible {
     /// Monitor rules, evaluated by the supervisor while the run goes (the syscalls they need
     /// to see are in `seccomp.watched`).
     public var monitor: [MonitorRule]
+    /// When the staged writes (the `.overlay` mounts) reach the real folders.
+    public var commit: CommitMode
 
     public var description: String { PlanPrinter.text(of: self) }
 }
@@ -83,6 +85,10 @@ public struct MountStep: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: Sendable, Hashable {
         /// Bind the host's `path` at the same place.
         case bind(readOnly: Bool)
+        /// An overlay at `path` over the host's folder there: the sandbox sees its own
+        /// writes, which land in the run's staging layer `layer` (the index of the write entry)
+        /// until the run is committed.
+        case overlay(layer: Int)
         /// Bind a host device node.
         case deviceBind
         /// Fresh tmpfs with `mode`.
@@ -122,6 +128,7 @@ public struct MountStep: Sendable, Hashable, CustomStringConvertible {
         switch kind {
         case .bind(readOnly: true): return "ro-bind \(path)\(flags)"
         case .bind(readOnly: false): return "bind \(path)\(flags)"
+        case .overlay(let layer): return "overlay \(path) layer=\(layer) staged\(flags)"
         case .deviceBind: return "dev-bind \(path)\(flags)"
         case .tmpfs(let mode):
             return "tmpfs \(path) mode=\(String(mode, radix: 8))\(sizeMiB.map { " size=\($0)MiB" } ?? "")\(flags)"

@@ -49,7 +49,7 @@ public enum PlanCompiler {
             uidMap: shape.uidMap,
             gidMap: shape.gidMap,
             hostname: profile.goal.id,
-            mounts: mounts(for: fs, limits: profile.limits),
+            mounts: mounts(for: fs, limits: profile.limits, staged: profile.approval.commit.isStaged),
             landlock: landlock,
             seccomp: seccomp,
             rlimits: rlimits(for: profile.limits),
@@ -59,7 +59,8 @@ public enum PlanCompiler {
             environment: environment,
             workdir: workdir,
             limits: profile.limits,
-            monitor: profile.monitor
+            monitor: profile.monitor,
+            commit: profile.approval.commit
         )
     }
 
@@ -123,7 +124,7 @@ public enum PlanCompiler {
 
     /// The ordered mount steps: parents before children, so every target exists when its
     /// step runs. At the same depth binds come first, then Corral's own filesystems, then masks.
-    static func mounts(for fs: FilesystemSpec, limits: Limits = Limits()) -> [MountStep] {
+    static func mounts(for fs: FilesystemSpec, limits: Limits = Limits(), staged: Bool = false) -> [MountStep] {
         var steps: [MountStep] = []
         // The private /tmp and /dev/shm live in memory: sized to limits.memory, or 1 GiB, so a
         // run without a memory cgroup cannot pin half the host's memory in them.
@@ -131,9 +132,9 @@ public enum PlanCompiler {
         for entry in fs.read {
             steps.append(MountStep(.bind(readOnly: true), entry.path, optional: entry.optional, origin: entry.location))
         }
-        for entry in fs.write {
-            steps.append(MountStep(.bind(readOnly: false), entry.path, noexec: true, optional: entry.optional,
-                                   origin: entry.location))
+        for (layer, entry) in fs.write.enumerated() {
+            steps.append(MountStep(staged ? .overlay(layer: layer) : .bind(readOnly: false), entry.path, noexec: true,
+                                   optional: entry.optional, origin: entry.location))
         }
         steps.append(MountStep(.tmpfs(mode: 0o755), "/dev", noexec: true, sizeMiB: 1))
         for device in devices { steps.append(MountStep(.deviceBind, "/dev/\(device)", noexec: true)) }
@@ -155,7 +156,7 @@ public enum PlanCompiler {
         }
         func rank(_ kind: MountStep.Kind) -> Int {
             switch kind {
-            case .bind: 0
+            case .bind, .overlay: 0
             case .tmpfs, .proc, .devpts, .deviceBind, .symlink: 1
             case .mask: 2
             case .readOnly: 3
@@ -197,8 +198,12 @@ public enum PlanCompiler {
         }
         var rules: [LandlockRule] = [LandlockRule("/", [.readDir], anchor: .sandbox)]
         rules += fs.read.map { LandlockRule($0.path, .read, optional: $0.optional, origin: $0.location) }
+        // A staged write path is an overlay: its inodes are not the host folder's, so its rule
+        // is added inside the sandbox, on the mounted overlay.
+        let staged = profile.approval.commit.isStaged
         rules += fs.write.map {
-            LandlockRule($0.path, LandlockAccess.read.union(.write), optional: $0.optional, origin: $0.location)
+            LandlockRule($0.path, LandlockAccess.read.union(.write), anchor: staged ? .sandbox : .host,
+                         optional: $0.optional, origin: $0.location)
         }
         rules += fs.exec.map { entry in
             // `folder/*` becomes one rule on the folder (execute beneath it) instead of a rule

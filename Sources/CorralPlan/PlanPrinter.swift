@@ -16,6 +16,9 @@ enum PlanPrinter {
         lines.append("# filesystem: a new root on tmpfs, read-only once built, then pivot_root")
         lines.append("tmpfs / mode=755")
         lines += plan.mounts.map(\.description)
+        if plan.mounts.contains(where: { if case .overlay = $0.kind { true } else { false } }) {
+            lines.append(commitLine(plan.commit))
+        }
 
         lines.append("")
         lines += landlock(plan.landlock)
@@ -40,6 +43,17 @@ enum PlanPrinter {
         lines.append("session new (no controlling terminal)")
         lines.append("exec " + plan.command.map(quote).joined(separator: " "))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// What happens to the staged writes when the run ends.
+    private static func commitLine(_ mode: CommitMode) -> String {
+        let rogue = "a rogue run's writes are discarded"
+        return switch mode {
+        case .auto: "commit auto (a clean run's writes are applied when it ends; \(rogue))"
+        case .ask: "commit ask (a clean run stays pending: corral diff / commit / discard; \(rogue))"
+        case .never: "commit never (dry run: every write is discarded)"
+        case .direct: "commit direct (no staging)"
+        }
     }
 
     /// The supervisor's limits and rules (rlimits print above, as `rlimit …`).

@@ -14,6 +14,10 @@ public struct Profile: Sendable, Hashable {
     public var monitor: [MonitorRule] = []
     public var syscalls: SyscallSpec = SyscallSpec()
     public var landlock: Enforcement = .required
+    /// What happens to a clean run's writes.
+    public var approval: ApprovalSpec = ApprovalSpec()
+    /// Where the run's decisions are logged.
+    public var audit: AuditSpec = AuditSpec()
     /// Where the manifest came from; used to name locations in later errors.
     public var source: ProfileSource
 
@@ -313,5 +317,35 @@ public struct SyscallSpec: Sendable, Hashable {
     /// `WatchableSyscalls`); in manifest order.
     public var watch: [String] = []
 
+    public init() {}
+}
+
+/// When a run's writes reach the real folders. Every mode but `direct` stages them in an
+/// overlay whose upper layer lives in the run's folder under Corral's state directory; a
+/// rogue run's staged writes are always discarded.
+public enum CommitMode: String, Sendable, Hashable, CaseIterable {
+    /// A clean run is committed when it ends.
+    case auto
+    /// A clean run is kept pending for `corral diff`, `corral commit` or `corral discard`.
+    case ask
+    /// A dry run: the writes are seen by the command, then discarded.
+    case never
+    /// No staging: the write paths are bound read-write and changed as the command writes.
+    case direct
+
+    public var isStaged: Bool { self != .direct }
+}
+
+/// `approval:` of the manifest.
+public struct ApprovalSpec: Sendable, Hashable {
+    public var commit: CommitMode = .auto
+    public var commitLocation: ManifestLocation?
+    public init() {}
+}
+
+/// `audit:` of the manifest.
+public struct AuditSpec: Sendable, Hashable {
+    /// The log this manifest's runs append to; nil for the state directory's.
+    public var log: String?
     public init() {}
 }

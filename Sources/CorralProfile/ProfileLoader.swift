@@ -38,10 +38,10 @@ struct ManifestParser {
     let home: String?
 
     static let topLevelKeys = ["version", "goal", "run", "filesystem", "network", "limits", "monitor", "syscalls",
-                               "landlock"]
+                               "landlock", "approval", "audit"]
     /// Keys DESIGN.md describes that later versions of Corral act on. Refusing them is safer
     /// than ignoring a rule the user believes is enforced.
-    static let laterTopLevelKeys = ["approval", "on_violation", "invariants"]
+    static let laterTopLevelKeys = ["on_violation", "invariants"]
 
     func profile(_ root: Node, source: ProfileSource) throws(ProfileError) -> Profile {
         let document = Field(node: root, keyPath: "", line: root.mark?.line ?? 1)
@@ -60,6 +60,8 @@ struct ManifestParser {
         var monitor: [MonitorRule] = []
         var syscalls = SyscallSpec()
         var landlock = Enforcement.required
+        var approval = ApprovalSpec()
+        var audit = AuditSpec()
         for entry in entries {
             switch entry.key {
             case "version": continue
@@ -71,6 +73,8 @@ struct ManifestParser {
             case "monitor": monitor = try self.monitor(entry.value)
             case "syscalls": syscalls = try self.syscalls(entry.value)
             case "landlock": landlock = try self.landlock(entry.value)
+            case "approval": approval = try self.approval(entry.value)
+            case "audit": audit = try self.audit(entry.value)
             case let key where Self.laterTopLevelKeys.contains(key):
                 throw reader.error(line: entry.keyLine, keyPath: key, "`\(key)` is not supported yet by this Corral",
                                    hint: "remove it; this Corral would not act on it")
@@ -91,6 +95,8 @@ struct ManifestParser {
         profile.monitor = monitor
         profile.syscalls = syscalls
         profile.landlock = landlock
+        profile.approval = approval
+        profile.audit = audit
         return profile
     }
 

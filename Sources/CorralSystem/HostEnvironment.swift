@@ -77,6 +77,12 @@ public enum HostEnvironment {
 
     public static var processID: Int32 { getpid() }
 
+    /// Ends this process at once with SIGKILL: no cleanup runs (crash tests).
+    public static func killSelf() -> Never {
+        _ = kill(getpid(), SIGKILL)
+        Glibc.abort()
+    }
+
     /// Puts the fatal signals back to their default action. The Swift runtime's crash
     /// handler would otherwise execute a `swift-backtrace` found next to the binary (or in
     /// its parent folder) when the supervisor crashes — a program anyone who can write there

@@ -122,7 +122,9 @@ extension Launcher {
         let ops = unsafe prepared.mountOps.map { op in
             unsafe corral_mount_op(kind: op.kind.rawValue, flags: op.flags, mode: op.mode, size_mib: op.sizeMiB,
                                    source: op.source.map { unsafe arena.cString($0) }, target: arena.cString(op.target),
-                                   source_dev: op.device, source_ino: op.inode)
+                                   source_dev: op.device, source_ino: op.inode,
+                                   upper: op.upper.map { unsafe arena.cString($0) },
+                                   work: op.work.map { unsafe arena.cString($0) })
         }
         unsafe c.pointee.mounts = UnsafePointer(arena.copy(ops))
         unsafe c.pointee.mount_count = UInt32(ops.count)

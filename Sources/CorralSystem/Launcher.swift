@@ -180,10 +180,18 @@ public struct ProcessUsage: Sendable, Hashable {
         _ = process.reap()
         let stage = LaunchStage(rawValue: failure.stage)
         let errno = Errno(rawValue: failure.err)
-        throw CorralError(stage == .exec ? .execFailed : .setupFailed, stage: stage, index: failure.index,
-                          operation: stage?.operation ?? "setup",
-                          path: Launcher.path(for: stage, index: failure.index, in: prepared),
-                          errno: errno, location: Launcher.location(for: stage, index: failure.index, in: prepared))
+        var error = CorralError(stage == .exec ? .execFailed : .setupFailed, stage: stage, index: failure.index,
+                                operation: stage?.operation ?? "setup",
+                                path: Launcher.path(for: stage, index: failure.index, in: prepared),
+                                errno: errno, location: Launcher.location(for: stage, index: failure.index, in: prepared))
+        let i = Int(failure.index)
+        if stage == .mountSources, i < prepared.mountOps.count, prepared.mountOps[i].kind == CORRAL_MOUNT_OVERLAY {
+            error.operation = "mount the staging overlay over"
+            error.hint = "this host cannot stack an overlay here (overlayfs in a user namespace needs Linux 5.11+, and the "
+                    + "state directory a filesystem with user xattrs); `corral probe` shows overlayfs support, and "
+                    + "`approval: { commit: direct }` writes in place without staging"
+        }
+        throw error
     }
 }
 

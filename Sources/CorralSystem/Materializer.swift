@@ -21,6 +21,8 @@ public final class PreparedLaunch: @unchecked Sendable {
         var target: String
         var device: UInt64 = 0
         var inode: UInt64 = 0
+        var upper: String?
+        var work: String?
     }
 
     public let plan: LaunchPlan
@@ -37,6 +39,8 @@ public final class PreparedLaunch: @unchecked Sendable {
     public let capLastCap: UInt32
     /// Host paths skipped because they are optional and missing (for the report).
     public internal(set) var skipped: [String] = []
+    /// The write paths mounted as overlays: the real folder (canonical) and its staging layer.
+    public internal(set) var stagedLayers: [StagedLayer] = []
 
     init(plan: LaunchPlan) {
         self.plan = plan
@@ -117,8 +121,11 @@ public enum Materializer {
     ///   - hiddenPaths: host paths masked wherever a bind would show them (daemon sockets),
     ///     whatever the manifest says.
     /// - Throws: `CorralError` naming the manifest entry and the errno when a path cannot be used.
+    ///   - staging: the staging layer of each `.overlay` mount (by layer index); required
+    ///     when the plan stages writes.
     public static func prepare(_ plan: LaunchPlan, environment: [String: String],
-                               hiddenPaths: [String] = []) throws(CorralError) -> PreparedLaunch {
+                               hiddenPaths: [String] = [],
+                               staging: ((Int) -> StagingFolders)? = nil) throws(CorralError) -> PreparedLaunch {
         let prepared = PreparedLaunch(plan: plan)
         // libseccomp needs ~1 ms for the default policy; it runs on a second core while the
         // paths are resolved. (A cache of compiled programs on disk was tried and removed: a
@@ -147,7 +154,7 @@ public enum Materializer {
         if precompiled { compile() }
         defer { if let compiling { HostEnvironment.join(compiling) } }
         let paths = DeclaredPathResolver(writeRoots: writeRoots(of: plan))
-        try prepareMounts(plan, hiddenPaths: hiddenPaths, paths: paths, into: prepared)
+        try prepareMounts(plan, hiddenPaths: hiddenPaths, paths: paths, staging: staging, into: prepared)
         if plan.landlock.abi >= 1 { try prepareLandlock(plan, paths: paths, into: prepared) }
         prepared.skipped = paths.skipped
         prepareCommand(plan, environment: environment, into: prepared)
@@ -162,6 +169,7 @@ public enum Materializer {
     // MARK: - Mounts
 
     private static func prepareMounts(_ plan: LaunchPlan, hiddenPaths: [String], paths: DeclaredPathResolver,
+                                      staging: ((Int) -> StagingFolders)?,
                                       into prepared: PreparedLaunch) throws(CorralError) {
         // Folders Corral itself made (on the root tmpfs or a fresh tmpfs): mount points may be
         // created in them. Inside a bound host tree, every target must already exist.
@@ -248,6 +256,28 @@ public enum Materializer {
                     ownFolders.remove(step.path)  // the bind covers the folder Corral made
                     binds.append((step.path, resolved.path))
                 }
+            case .overlay(let layer):
+                guard let resolved = try paths.resolve(step.path, optional: step.optional, origin: step.origin,
+                                                       operation: "stage writes to") else { continue }
+                guard resolved.identity.isDirectory else {
+                    throw CorralError(.profileInvalid, operation: "stage writes to", path: step.path, location: step.origin,
+                                      message: "staged writes need a folder, and this is a file",
+                                      hint: "list the folder that holds it, or set `approval: { commit: direct }` to write in place")
+                }
+                guard let folders = staging?(layer) else {
+                    throw CorralError(.supervisionFailed, operation: "stage writes to", path: step.path,
+                                      message: "no staging folder was given for the run")
+                }
+                if resolved.insideWritable { flags |= UInt32(CORRAL_MOUNT_F_NOFOLLOW.rawValue) }
+                makeLeaf(step.path, directory: true)
+                prepared.mountOps.append(.init(kind: CORRAL_MOUNT_OVERLAY, flags: flags, source: resolved.path,
+                                               target: rel(step.path), device: resolved.identity.device,
+                                               inode: resolved.identity.inode, upper: folders.upper, work: folders.work))
+                prepared.stagedLayers.append(StagedLayer(layer: layer, path: step.path, real: resolved.path,
+                                                         folders: folders))
+                hostTrees.append(step.path)
+                ownFolders.remove(step.path)
+                binds.append((step.path, resolved.path))
             case .tmpfs(let mode):
                 makeLeaf(step.path, directory: true)
                 prepared.mountOps.append(.init(kind: CORRAL_MOUNT_TMPFS, flags: flags, mode: mode, sizeMiB: step.sizeMiB ?? 0,
@@ -280,8 +310,10 @@ public enum Materializer {
     /// The folders the sandbox can write: beneath them no symlink is trusted.
     static func writeRoots(of plan: LaunchPlan) -> [String] {
         plan.mounts.compactMap { step in
-            if case .bind(readOnly: false) = step.kind { return step.path }
-            return nil
+            switch step.kind {
+            case .bind(readOnly: false), .overlay: step.path
+            default: nil
+            }
         }
     }
 
@@ -308,6 +340,12 @@ public enum Materializer {
             }
         }
         for rule in landlock.rules {
+            // A manifest entry anchored in the sandbox is a staged write path: its rule goes on
+            // the overlay, when the overlay is there (an optional path may be missing).
+            if rule.anchor == .sandbox, rule.origin != nil,
+               !prepared.stagedLayers.contains(where: { $0.path == rule.path }) {
+                continue
+            }
             if rule.anchor == .sandbox {
                 prepared.landlockChildRules.append((rule.path, rule.access.rawValue))
                 continue
@@ -364,4 +402,25 @@ public enum Materializer {
             prepared.execCandidates = search.filter { !$0.isEmpty }.map { "\($0)/\(program)" }
         }
     }
+}
+
+/// Where one write path's staged changes live: overlayfs's upper layer and its work folder.
+public struct StagingFolders: Sendable, Hashable {
+    public var upper: String
+    public var work: String
+    public init(upper: String, work: String) {
+        self.upper = upper
+        self.work = work
+    }
+}
+
+/// A write path mounted as an overlay for this launch.
+public struct StagedLayer: Sendable, Hashable {
+    /// The index of the `filesystem.write` entry.
+    public var layer: Int
+    /// The path as the sandbox sees it.
+    public var path: String
+    /// The host folder, canonical: the overlay's lower layer and what a commit changes.
+    public var real: String
+    public var folders: StagingFolders
 }

@@ -14,7 +14,9 @@ struct Check: ParsableCommand {
         do throws(CorralError) {
             let loaded = try Corral.loadProfile(at: options.profile)
             let plan = try Corral.plan(loaded, command: ["/bin/true"])
-            let prepared = try Materializer.prepare(plan, environment: [:])
+            // Staging layers are made by a run; checking the paths needs none.
+            let prepared = try Materializer.prepare(plan, environment: [:],
+                                                    staging: { _ in StagingFolders(upper: "", work: "") })
             if let emitSeccomp, let program = prepared.seccompPrograms.first {
                 do { try HostEnvironment.writeFile(emitSeccomp, program.bytes) } catch {
                     throw CorralError(.supervisionFailed, operation: "write", path: emitSeccomp, errno: error)

@@ -11,7 +11,8 @@ struct CorralCommand: ParsableCommand {
             (invalid profile, setup step); 126 when the command could not be executed \
             (permission, not allowed by filesystem.exec); 127 when it was not found.
             """,
-        subcommands: [Run.self, Check.self, Explain.self, Probe.self, Audit.self]
+        subcommands: [Run.self, Check.self, Explain.self, Probe.self, Runs.self, Diff.self, Commit.self, Discard.self,
+                      Recover.self, Audit.self]
     )
 }
 

@@ -76,6 +76,9 @@ struct Run: ParsableCommand {
             if reportFile != nil, let report = invocation.report { HostEnvironment.removeFile(report) }
             return fail(error).rawValue
         }
+        if let transaction = result.report.transaction, !invocation.quiet {
+            noteTransaction(transaction)
+        }
         if let report = invocation.report, let reportFile {
             do throws(CorralError) {
                 let json = try result.report.jsonData()
@@ -85,6 +88,23 @@ struct Run: ParsableCommand {
             }
         }
         return result.termination.exitStatus
+    }
+
+    /// One line on stderr when a run's writes did not simply land: pending, or refused.
+    static func noteTransaction(_ transaction: TransactionSummary) {
+        let run = transaction.run
+        switch transaction.outcome {
+        case .pending:
+            var line = "corral: run \(run) is pending (\(transaction.changes) changes): corral diff \(run), corral commit \(run) or corral discard \(run)"
+            if let conflicts = transaction.conflicts, !conflicts.isEmpty {
+                line = "corral: run \(run) not committed: changed since it began: "
+                    + conflicts.map { CorralError.printable($0) }.joined(separator: ", ")
+                    + "\n  hint: corral diff \(run) shows its changes; corral commit \(run) once resolved, or corral discard \(run)"
+            }
+            printError(line)
+        case .committed, .discarded:
+            break
+        }
     }
 
     /// Recognises exactly `run (--profile|-p) P [--report F] [--events F] [--quiet] [-- CMD…]`

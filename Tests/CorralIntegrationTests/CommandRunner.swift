@@ -46,7 +46,11 @@ struct CommandResult: Sendable, CustomStringConvertible {
 
 enum CommandRunner {
     /// The environment `corral` starts with; tests add to it.
-    static let baseEnvironment = ["PATH": "/usr/bin:/bin"]
+    /// Corral's state (audit log, staged writes) goes to a folder of this test process;
+    /// sandboxes of `withSandbox` use their own.
+    static let baseEnvironment = ["PATH": "/usr/bin:/bin", "CORRAL_STATE_DIR": testStateDirectory]
+
+    static let testStateDirectory = NSTemporaryDirectory() + "corral-test-state-\(getpid())"
 
     /// Runs `argv` to completion with stdin on /dev/null, stdout and stderr captured in
     /// files under `captureFolder` (a pipe would keep a test waiting on any leaked

@@ -22,6 +22,8 @@ struct Manifest {
     var watch: [String] = []
     /// The lines under `network:` (YAML, indented by the writer).
     var network: [String] = ["mode: none"]
+    /// Raw YAML appended at the top level (e.g. "approval: { commit: ask }").
+    var extraTopLevel: [String] = []
 
     /// The base: the system's libraries and the sandbox folder readable, only the probe
     /// executable. Landlock is required whenever this kernel has it.
@@ -62,6 +64,7 @@ struct Manifest {
         if !monitor.isEmpty { lines += ["monitor:"] + monitor.map { "  - " + $0 } }
         if !watch.isEmpty { lines += ["syscalls:", "  watch: [\(watch.joined(separator: ", "))]"] }
         lines.append("landlock: \(HostSupport.hasLandlock ? "required" : "best-effort")")
+        lines += extraTopLevel
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -87,6 +90,8 @@ final class Sandbox: Sendable {
     let scratch: String
 
     var probe: String { root + "/corral-probe" }
+    /// Corral's state directory for this sandbox's runs (staged writes), in the scratch folder.
+    var stateDirectory: String { scratch + "/state" }
 
     init(runAs: RunAs) throws {
         self.runAs = runAs
@@ -144,6 +149,12 @@ final class Sandbox: Sendable {
         try setPermissions(destination, mode)
     }
 
+    /// Gives a folder and everything in it to the user corral runs as (`chown -R`).
+    func chownTreeToRunner(_ path: String) throws {
+        guard HostSupport.isRoot else { return }
+        try LabTool.run(["/bin/chown", "-R", "\(runAs.uid):\(runAs.gid)", path])
+    }
+
     // MARK: Running
 
     /// Runs `corral ARGUMENTS…` as this sandbox's user. With `inheritedFD7` the command is
@@ -175,6 +186,7 @@ final class Sandbox: Sendable {
                  timeout: Duration = .seconds(30)) async throws -> CommandResult {
         var full = runAs.commandPrefix + argv
         if inheritedFD7 { full = ["/bin/sh", "-c", "exec 7</etc/passwd; exec \"$@\"", "sh"] + full }
+        let environment = ["CORRAL_STATE_DIR": stateDirectory].merging(environment) { _, test in test }
         return try await CommandRunner.run(full, environment: environment, captureFolder: scratch, timeout: timeout)
     }
 

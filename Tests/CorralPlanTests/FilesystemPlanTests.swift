@@ -14,12 +14,12 @@ import CorralProfile
                 "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /tmp/a/b",
             ]),
-        Case("a deny inside a write path comes after the write bind", """
+        Case("a deny inside a write path comes after the write overlay", """
             run: { command: [/bin/true] }
             filesystem: { write: [/srv/out], deny: [/srv/out/secret.txt] }
             """, [
                 "tmpfs /tmp mode=1777 size=1024MiB noexec",
-                "bind /srv/out noexec",
+                "overlay /srv/out layer=0 staged noexec",
                 "mask /srv/out/secret.txt optional",
             ]),
         Case("read / comes first", """
@@ -46,7 +46,7 @@ import CorralProfile
             """, [
                 "ro-bind /var",
                 "tmpfs /tmp mode=1777 size=1024MiB noexec",
-                "bind /var/tmp/work noexec",
+                "overlay /var/tmp/work layer=0 staged noexec",
             ]),
         Case("a deny inside a read path comes after the read bind", """
             run: { command: [/bin/true] }
@@ -62,7 +62,7 @@ import CorralProfile
             """, [
                 "ro-bind /usr",
                 "ro-bind /etc",
-                "bind /srv noexec",
+                "overlay /srv layer=0 staged noexec",
                 "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "mask /root optional",
             ]),
@@ -73,7 +73,7 @@ import CorralProfile
                 "ro-bind /",
                 "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /usr/share/doc",
-                "bind /srv/out/a/b noexec",
+                "overlay /srv/out/a/b layer=0 staged noexec",
                 "mask /root optional",
                 "mask /etc/ssh optional",
             ]),
@@ -82,7 +82,7 @@ import CorralProfile
             filesystem: { read: [/usr], write: [/tmp] }
             """, [
                 "ro-bind /usr",
-                "bind /tmp noexec",
+                "overlay /tmp layer=0 staged noexec",
             ]),
         Case("a read /tmp replaces the fresh tmpfs", """
             run: { command: [/bin/true] }
@@ -100,7 +100,7 @@ import CorralProfile
                 "ro-bind /lib64 optional",
                 "tmpfs /tmp mode=1777 size=1024MiB noexec",
                 "ro-bind /corral/profiles/data",
-                "bind /home/agent/out noexec optional",
+                "overlay /home/agent/out layer=0 staged noexec optional",
             ]),
     ]
 
@@ -189,8 +189,9 @@ import CorralProfile
             #expect(step(path)?.kind == .bind(readOnly: true), "\(path)")
             #expect(step(path)?.noexec == false, "\(path)")
         }
-        for path in ["/srv/out", "/var/cache/tool"] {
-            #expect(step(path)?.kind == .bind(readOnly: false), "\(path)")
+        // Staged (approval.commit auto by default): an overlay per write entry, by its index.
+        for (layer, path) in ["/srv/out", "/var/cache/tool"].enumerated() {
+            #expect(step(path)?.kind == .overlay(layer: layer), "\(path)")
             #expect(step(path)?.noexec == true, "\(path)")
         }
         let masks = plan.mounts.filter { $0.kind == .mask }

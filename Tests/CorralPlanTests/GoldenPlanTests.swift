@@ -92,8 +92,8 @@ import CorralProfile
         let differing = zip(original.split(separator: "\n"), changed.split(separator: "\n"))
             .filter { $0 != $1 }.map { "\($0.0) | \($0.1)" }
         #expect(differing == [
-            "bind /srv/out noexec | bind /srv/out2 noexec",
-            "landlock allow read,write /srv/out | landlock allow read,write /srv/out2",
+            "overlay /srv/out layer=0 staged noexec | overlay /srv/out2 layer=0 staged noexec",
+            "landlock allow read,write /srv/out (in sandbox) | landlock allow read,write /srv/out2 (in sandbox)",
             "chdir /srv/out | chdir /srv/out2",
         ])
     }

@@ -137,15 +137,32 @@ import Testing
             """),
         BadManifest(name: "top-level key unknown", yaml: "goal: { id: a }\nmounts: []\n", expected: """
             profiles/x.yaml:2: mounts: unknown key `mounts`
-              hint: expected one of: version, goal, run, filesystem, network, limits, monitor, syscalls, landlock
+              hint: expected one of: version, goal, run, filesystem, network, limits, monitor, syscalls, landlock, approval, audit
             """),
-        BadManifest(name: "later top-level key: approval", yaml: """
+        BadManifest(name: "approval: unknown commit mode", yaml: """
+            goal: { id: a }
+            approval:
+              commit: later
+            """, expected: """
+            profiles/x.yaml:3: approval.commit: unknown commit mode `later`
+              hint: use auto (commit a clean run), ask (keep it pending), never (dry run) or direct (no staging)
+            """),
+        BadManifest(name: "approval: misspelt commit mode", yaml: "goal: { id: a }\napproval: { commit: aks }\n", expected: """
+            profiles/x.yaml:2: approval.commit: unknown commit mode `aks`
+              hint: did you mean `ask`?
+            """),
+        BadManifest(name: "approval: a key of the approval issue", yaml: """
             goal: { id: a }
             approval:
               commit: ask
+              approver: tty
             """, expected: """
-            profiles/x.yaml:2: approval: `approval` is not supported yet by this Corral
+            profiles/x.yaml:4: approval.approver: `approval.approver` is not supported yet by this Corral
               hint: remove it; this Corral would not act on it
+            """),
+        BadManifest(name: "audit: unknown key", yaml: "goal: { id: a }\naudit: { path: /tmp/x }\n", expected: """
+            profiles/x.yaml:2: audit.path: unknown key `path`
+              hint: expected one of: log
             """),
         BadManifest(name: "later top-level key: on_violation", yaml: "goal: { id: a }\non_violation: rollback\n",
                     expected: """

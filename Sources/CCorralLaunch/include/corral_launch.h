@@ -79,6 +79,8 @@ enum corral_mount_kind {
     CORRAL_MOUNT_SYMLINK = 7,      ///< symlink target → `source` (link text)
     CORRAL_MOUNT_MASK = 8,         ///< hide target: empty mode-000 file or folder, read-only
     CORRAL_MOUNT_READONLY = 9,     ///< re-bind target over itself, read-only, recursively
+    CORRAL_MOUNT_OVERLAY = 10,     ///< overlay: lower `source` (checked like a bind source),
+                                   ///< `upper` and `work` (the run's staging layer), userxattr
 };
 
 enum corral_mount_flag {
@@ -100,6 +102,8 @@ struct corral_mount_op {
     const char *target;      ///< relative to the new root, no leading '/'
     uint64_t source_dev;     ///< BIND: the device and inode the parent resolved; the child
     uint64_t source_ino;     ///< refuses a source that changed since (symlink races)
+    const char *upper;       ///< OVERLAY: absolute host path of the upper layer
+    const char *work;        ///< OVERLAY: absolute host path of overlayfs's work folder
 };
 
 // MARK: - Other child inputs

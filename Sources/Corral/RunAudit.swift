@@ -1,0 +1,91 @@
+import CorralAudit
+import CorralSystem
+import Synchronization
+
+/// One run's entries in the audit log. The supervisor's events (watched calls, denials, rule
+/// actions, limits, network decisions, the transaction) are buffered and appended in batches
+/// — at the start, every `flushInterval` while the run goes, and at the end with the signed
+/// run report — each batch one locked write, so concurrent runs interleave whole batches.
+final class RunAudit: Sendable {
+    let run: String
+    private let log: AuditLog
+    private let buffer = Mutex<[AuditLog.Entry]>([])
+    private let lastFlush = Mutex<Double>(0)
+    static let flushInterval = 0.25
+
+    /// Opens the log (`audit.log` of the manifest, else the state directory's), creating the
+    /// signing key on first use. Secrets' values are redacted from every entry.
+    init(log path: String, keyFolder: String, run: String, secrets: [String]) throws(CorralError) {
+        self.run = run
+        log = try AuditLog(path: path, keyFolder: keyFolder, redacting: secrets)
+    }
+
+    /// The log `profile` writes to, under `state`.
+    static func logPath(for profile: Profile, state: String) -> String {
+        profile.audit.log ?? StateDirectory.auditLog(state: state)
+    }
+
+    /// Queues an event of the run (`start` and `exit` are written by `started` and `ended`).
+    func record(_ event: RunEvent) {
+        guard event.type != .start && event.type != .exit else { return }
+        let entry = AuditLog.Entry(type: event.type.rawValue, run: run, payload: event.jsonLine())
+        buffer.withLock { $0.append(entry) }
+    }
+
+    /// The run began: what was asked and what is enforced.
+    func started(_ start: AuditRunStart) throws(CorralError) {
+        buffer.withLock { $0.insert(AuditLog.Entry(type: "run-start", run: run, payload: start.jsonLine()), at: 0) }
+        try flush()
+    }
+
+    /// Writes what is queued when the last write is `flushInterval` old.
+    func flushIfDue(now: Double) {
+        let due = lastFlush.withLock { last in
+            guard now - last >= Self.flushInterval else { return false }
+            last = now
+            return true
+        }
+        if due { try? flush() }
+    }
+
+    /// The run ended: everything queued, then the report, signed.
+    func ended(_ report: RunReport) throws(CorralError) {
+        buffer.withLock { $0.append(AuditLog.Entry(type: "run-end", run: run, payload: report.jsonLine(), sign: true)) }
+        try flush()
+    }
+
+    private func flush() throws(CorralError) {
+        let entries = buffer.withLock { entries -> [AuditLog.Entry] in
+            defer { entries.removeAll() }
+            return entries
+        }
+        guard !entries.isEmpty else { return }
+        try log.append(entries)
+    }
+
+    /// One entry outside a run's supervisor (`corral commit`, `discard`, `recover`).
+    static func append(type: String, run: String, payload: some Encodable & Sendable, log path: String,
+                       state: String) throws(CorralError) {
+        let log = try AuditLog(path: path, keyFolder: StateDirectory.keyFolder(state: state))
+        try log.append([AuditLog.Entry(type: type, run: run, payload: payload.jsonLine(), sign: true)])
+    }
+}
+
+/// The `run-start` entry: the manifest and the plan (by digest), who asked, and what the
+/// host enforces.
+struct AuditRunStart: Sendable, Codable {
+    var goal: String
+    var intent: String?
+    var agent: String?
+    var manifest: String
+    var manifestSHA256: String
+    var planDigest: String
+    var command: [String]
+    var landlockABI: Int
+    var landlockEnforcement: String
+    var namespaces: [String]
+    var network: String
+    var commit: String
+    var limits: [LimitEnforcement]
+    var pid: Int32
+}
