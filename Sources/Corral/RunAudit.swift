@@ -15,10 +15,18 @@ final class RunAudit: Sendable {
 
     /// Opens the log (`audit.log` of the manifest, else the state directory's), creating the
     /// signing key on first use. Secrets' values are redacted from every entry.
-    init(log path: String, keyFolder: String, run: String, secrets: [String]) throws(CorralError) {
+    init(log path: String, state: String, run: String, secrets: [String]) throws(CorralError) {
         self.run = run
-        log = try AuditLog(path: path, keyFolder: keyFolder, redacting: secrets)
+        log = try AuditLog(path: path, keyFolder: StateDirectory.keyFolder(state: state), redacting: secrets)
+        // The signing key, every run's staged writes and the log itself are masked in the
+        // sandbox wherever a read or write path would show them: a sandbox that could read the
+        // key could forge the log, and one that could write the log could cut its tail.
+        // (A log inside the state directory is hidden with it: no mask inside a mask.)
+        hiddenPaths = [state] + (PathText.normalise(path).hasPrefix(PathText.normalise(state) + "/") ? [] : [path, log.headPath])
     }
+
+    /// What no sandbox may see (the mount plan masks them).
+    let hiddenPaths: [String]
 
     /// The log `profile` writes to, under `state`.
     static func logPath(for profile: Profile, state: String) -> String {

@@ -77,7 +77,7 @@ final class Supervisor {
         let planned = HostEnvironment.monotonicSeconds()
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
-                                                hiddenPaths: Corral.daemonSockets + (staged.map { [$0.state] } ?? []),
+                                                hiddenPaths: Corral.daemonSockets + audit.hiddenPaths,
                                                 staging: staged.map { run in { run.staging(layer: $0) } })
         try staged?.began(prepared.stagedLayers)
         let materialised = HostEnvironment.monotonicSeconds()
@@ -207,8 +207,8 @@ final class Supervisor {
                               hint: "set CORRAL_STATE_DIR to a folder Corral may write")
         }
         // Staging inside a write path would put each layer inside the folder it overlays (and
-        // let the sandbox reach other runs' layers): refused. The state directory is also
-        // hidden from every sandbox, like the daemons' sockets.
+        // let the sandbox reach other runs' layers): refused. (The state directory is hidden
+        // from every sandbox in any case: see `RunAudit.hiddenPaths`.)
         if let entry = profile.filesystem.write.first(where: { PlanCompiler.isBeneath(state, $0.path) }) {
             throw CorralError(.profileInvalid, operation: "stage writes", path: state, location: entry.location,
                               message: "Corral's state directory is inside this write path",
@@ -229,8 +229,7 @@ final class Supervisor {
                               hint: "set CORRAL_STATE_DIR to a folder Corral may write (the audit log and its key live there)")
         }
         let secrets = profile.run.env.secrets.compactMap { options.environment[$0] }
-        return try RunAudit(log: RunAudit.logPath(for: profile, state: state),
-                            keyFolder: StateDirectory.keyFolder(state: state), run: run, secrets: secrets)
+        return try RunAudit(log: RunAudit.logPath(for: profile, state: state), state: state, run: run, secrets: secrets)
     }
 
     /// The rules with what they compare against: `filesystem.exec` patterns for execs,

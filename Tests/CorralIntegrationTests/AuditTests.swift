@@ -60,6 +60,24 @@ import Testing
         }
     }
 
+    /// A sandbox that reads the folder holding the state directory sees neither the signing
+    /// key nor the log (it could forge the one and cut the other).
+    @Test("the state directory and the audit log are masked in every sandbox")
+    func stateIsHidden() async throws {
+        try await withSandbox(.root) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.read.append(sandbox.scratch)
+            let path = try sandbox.write(manifest)
+            _ = try await sandbox.run(path, [sandbox.probe, "exit", "0"])  // makes the key and the log
+            let key = sandbox.stateDirectory + "/keys/audit-ed25519.key"
+            #expect(FileManager.default.fileExists(atPath: key))
+            let read = try await sandbox.run(path, [sandbox.probe, "read", key])
+            #expect(read.stdout == "read \(key) errno=EACCES\n", "\(read)")
+            let log = try await sandbox.run(path, [sandbox.probe, "ls", sandbox.stateDirectory])
+            #expect(log.stdout.hasSuffix(" errno=EACCES\n"), "\(log)")
+        }
+    }
+
     @Test("a secret's value never reaches the log")
     func secretsAreRedacted() async throws {
         try await withSandbox(.root) { sandbox in

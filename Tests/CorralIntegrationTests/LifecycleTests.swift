@@ -32,6 +32,7 @@ import Testing
             let path = try sandbox.write(manifest)
             let script = (ignoresTerm ? "trap '' TERM; " : "") + "echo ready; exec /usr/bin/sleep 30"
             let corral = Process()
+            corral.environment = sandbox.processEnvironment
             corral.executableURL = URL(fileURLWithPath: Products.corral)
             // A long grace period: this test is about the second signal, not the timer (the
             // parallel test runner can delay this task by seconds).
@@ -68,6 +69,7 @@ import Testing
         try await withSandbox(runAs) { sandbox in
             let path = try sandbox.write(Manifest(sandbox: sandbox))
             let corral = Process()
+            corral.environment = sandbox.processEnvironment
             corral.executableURL = URL(fileURLWithPath: runAs.commandPrefix.first ?? Products.corral)
             corral.arguments = Array(runAs.commandPrefix.dropFirst())
                 + (runAs.commandPrefix.isEmpty ? [] : [Products.corral])

@@ -107,6 +107,7 @@ struct LimitsTests {
             let path = try sandbox.write(Manifest(sandbox: sandbox))
             let report = sandbox.scratch + "/report.json"
             let corral = Process()
+            corral.environment = sandbox.processEnvironment
             corral.executableURL = URL(fileURLWithPath: runAs.commandPrefix.first ?? Products.corral)
             corral.arguments = Array(runAs.commandPrefix.dropFirst()) + (runAs.commandPrefix.isEmpty ? [] : [Products.corral])
                 + ["run", "--profile", path, "--report", report, "--grace", "300ms", "--", sandbox.probe, "ignore-term", "30"]

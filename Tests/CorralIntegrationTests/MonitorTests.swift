@@ -95,6 +95,7 @@ struct MonitorTests {
             let path = try sandbox.write(manifest)
             let events = sandbox.scratch + "/events.jsonl", report = sandbox.scratch + "/report.json"
             let corral = Process()
+            corral.environment = sandbox.processEnvironment
             corral.executableURL = URL(fileURLWithPath: Products.corral)
             corral.arguments = ["run", "--quiet", "--profile", path, "--events", events, "--report", report,
                                 "--", sandbox.probe, "spin", "1"]
@@ -129,6 +130,7 @@ struct MonitorTests {
             manifest.limits = ["memory: 64MiB"]
             let path = try sandbox.write(manifest)
             let corral = Process()
+            corral.environment = sandbox.processEnvironment
             corral.executableURL = URL(fileURLWithPath: Products.corral)
             corral.arguments = ["run", "--quiet", "--profile", path, "--", sandbox.probe, "sleep", "30"]
             try corral.run()

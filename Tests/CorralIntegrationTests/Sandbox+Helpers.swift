@@ -93,6 +93,12 @@ final class Sandbox: Sendable {
     /// Corral's state directory for this sandbox's runs (staged writes), in the scratch folder.
     var stateDirectory: String { scratch + "/state" }
 
+    /// This test process's environment with the sandbox's state directory, for a `corral`
+    /// started with Foundation's Process.
+    var processEnvironment: [String: String] {
+        ProcessInfo.processInfo.environment.merging(["CORRAL_STATE_DIR": stateDirectory]) { _, own in own }
+    }
+
     init(runAs: RunAs) throws {
         self.runAs = runAs
         root = try Self.makeTemporaryFolder()

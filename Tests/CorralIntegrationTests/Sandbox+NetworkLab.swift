@@ -26,7 +26,8 @@ extension Sandbox {
     /// (the tests' controls).
     func command(_ argv: [String], in lab: NetworkLab, environment: [String: String] = [:],
                  timeout: Duration = .seconds(30)) async throws -> CommandResult {
-        try await CommandRunner.run(lab.wrap(runAs.commandPrefix + argv), environment: environment,
-                                    captureFolder: scratch, timeout: timeout)
+        let environment = ["CORRAL_STATE_DIR": stateDirectory].merging(environment) { _, test in test }
+        return try await CommandRunner.run(lab.wrap(runAs.commandPrefix + argv), environment: environment,
+                                           captureFolder: scratch, timeout: timeout)
     }
 }

@@ -192,7 +192,7 @@ struct WatchDecisionTests {
             let outPath = sandbox.scratch + "/stdout"
             await #expect(processExitsWith: .success) {
                 [manifestPath = manifestPath as String, target = target as String, probe = sandbox.probe as String,
-                 outPath = outPath as String] in
+                 outPath = outPath as String, state = sandbox.stateDirectory as String] in
                 if getuid() == 0 {
                     // As root, setgid and setuid set the real, effective and saved ids (all threads).
                     #expect(setgroups(0, nil) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
@@ -209,6 +209,7 @@ struct WatchDecisionTests {
                 #expect(out >= 0)
                 var options = RunOptions(command: [probe, "open", target], environment: [:])
                 options.stdio = [-1, out, -1]
+                options.stateDirectory = state  // nobody cannot write root's home
                 options.watchDecision = { call in call.path == target ? .deny(errno: ENOTTY) : .continue }
                 let result = try Corral.runBlocking(try Corral.loadProfile(at: manifestPath), options: options)
                 close(out)

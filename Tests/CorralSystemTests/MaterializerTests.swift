@@ -27,7 +27,9 @@ struct MaterializerTests {
         let profile = try ProfileLoader.load(contents: yaml, file: "t.yaml", directory: tree.root, home: nil)
         let plan = try PlanCompiler.compile(profile, command: ["/bin/true"],
                                             host: HostFacts(uid: 0, gid: 0, landlockABI: 0))
-        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"], hiddenPaths: hiddenPaths)
+        // Write paths are staged overlays; the layers themselves are the supervisor's business.
+        return try Materializer.prepare(plan, environment: ["KEEP": "1", "DROP": "2"], hiddenPaths: hiddenPaths,
+                                        staging: { StagingFolders(upper: "/staging/\($0)/upper", work: "/staging/\($0)/work") })
     }
 
     static func ops(_ prepared: PreparedLaunch) -> [String] {
@@ -38,6 +40,7 @@ struct MaterializerTests {
             case CORRAL_MOUNT_MKFILE: kind = "mkfile"
             case CORRAL_MOUNT_BIND: kind = (op.flags & UInt32(CORRAL_MOUNT_F_RDONLY.rawValue)) != 0 ? "ro-bind" : "bind"
             case CORRAL_MOUNT_TMPFS: kind = "tmpfs"
+            case CORRAL_MOUNT_OVERLAY: kind = "overlay"
             case CORRAL_MOUNT_MASK: kind = (op.flags & UInt32(CORRAL_MOUNT_F_DIRECTORY.rawValue)) != 0 ? "mask-dir" : "mask-file"
             default: kind = "other"
             }
@@ -62,7 +65,7 @@ struct MaterializerTests {
         // so they are masked there; /etc/… is not visible at all, so it needs no mask.
         #expect(ops == [
             "mkdir \(r)", "mkdir \(r)/link", "ro-bind \(r)/link",
-            "mkdir \(r)/app", "mkdir \(r)/app/out", "bind \(r)/app/out",
+            "mkdir \(r)/app", "mkdir \(r)/app/out", "overlay \(r)/app/out",
             "mask-file \(r)/link/secret.txt", "mask-dir \(r)/link/keys",
         ])
     }
@@ -135,7 +138,9 @@ struct MaterializerTests {
               read: [./app/keys]
             """, in: tree)
         let noFollow = UInt32(CORRAL_MOUNT_F_NOFOLLOW.rawValue)
-        let binds = prepared.mountOps.filter { $0.kind == CORRAL_MOUNT_BIND && $0.target.hasPrefix(String(r.dropFirst())) }
+        let binds = prepared.mountOps.filter {
+            ($0.kind == CORRAL_MOUNT_BIND || $0.kind == CORRAL_MOUNT_OVERLAY) && $0.target.hasPrefix(String(r.dropFirst()))
+        }
             .map { ("/" + $0.target, $0.flags & noFollow != 0) }
         #expect(binds.map(\.0) == ["\(r)/app", "\(r)/app/keys", "\(r)/app/out"])
         #expect(binds.map(\.1) == [false, true, true])
