@@ -6,7 +6,8 @@ import Synchronization
 /// actions, limits, network decisions, the transaction) are buffered and appended in batches
 /// — at the start, every `flushInterval` while the run goes, and at the end with the signed
 /// run report — each batch one locked write, so concurrent runs interleave whole batches.
-final class RunAudit: Sendable {
+final class RunAudit: @unchecked Sendable {
+    // @unchecked: `startJob` is set once by the supervising thread before it is read by it.
     let run: String
     private let log: AuditLog
     private let buffer = Mutex<[AuditLog.Entry]>([])
@@ -40,14 +41,26 @@ final class RunAudit: Sendable {
         buffer.withLock { $0.append(entry) }
     }
 
-    /// The run began: what was asked and what is enforced.
-    func started(_ start: AuditRunStart) throws(CorralError) {
-        buffer.withLock { $0.insert(AuditLog.Entry(type: "run-start", run: run, payload: start.jsonLine()), at: 0) }
-        try flush()
+    /// The run began: what was asked and what is enforced. Written on a thread of its own
+    /// while the command runs (the plan's digest and the encoding cost about a millisecond);
+    /// `ended` waits for it. Events queued meanwhile follow it.
+    func started(_ makeStart: @escaping @Sendable () -> AuditRunStart) {
+        startJob = HostEnvironment.startJoinableThread { [self] in
+            let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().jsonLine())
+            buffer.withLock { $0.insert(entry, at: 0) }
+            do throws(CorralError) { try flush() } catch { startFailure.withLock { $0 = error } }
+            startWritten.store(true, ordering: .releasing)
+        }
     }
 
-    /// Writes what is queued when the last write is `flushInterval` old.
+    private nonisolated(unsafe) var startJob: HostEnvironment.JoinableThread?
+    private let startWritten = Atomic<Bool>(false)
+    private let startFailure = Mutex<CorralError?>(nil)
+
+    /// Writes what is queued when the last write is `flushInterval` old (never before the
+    /// run-start entry).
     func flushIfDue(now: Double) {
+        guard startWritten.load(ordering: .acquiring) else { return }
         let due = lastFlush.withLock { last in
             guard now - last >= Self.flushInterval else { return false }
             last = now
@@ -58,6 +71,8 @@ final class RunAudit: Sendable {
 
     /// The run ended: everything queued, then the report, signed.
     func ended(_ report: RunReport) throws(CorralError) {
+        if let startJob { HostEnvironment.join(startJob) }
+        if let failure = startFailure.withLock({ $0 }) { throw failure }
         buffer.withLock { $0.append(AuditLog.Entry(type: "run-end", run: run, payload: report.jsonLine(), sign: true)) }
         try flush()
     }

@@ -162,21 +162,14 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
-        do {
-            try audit.started(AuditRunStart(
-                goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: loaded.absolutePath,
+        let (pid, enforced, absolutePath) = (process.pid, enforcement.limits, loaded.absolutePath)
+        audit.started { [loaded] in
+            AuditRunStart(
+                goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: absolutePath,
                 manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
                 landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
                 namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
-                limits: enforcement.limits, pid: process.pid))
-        } catch {
-            // An unaudited run does not go on.
-            control.attach(process)
-            meter?.killAll()
-            process.killTree()
-            _ = process.reap()
-            _ = egress?.finish(control: control)
-            throw error
+                limits: enforced, pid: pid)
         }
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
