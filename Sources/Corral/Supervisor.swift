@@ -139,6 +139,19 @@ final class Supervisor {
             return result
         }
 
+        /// The audit log's run-start entry, written while the command runs.
+        func auditStart(pid: Int32) {
+            let (enforced, absolutePath) = (enforcement.limits, loaded.absolutePath)
+            audit.started { [loaded] in
+                AuditRunStart(
+                    goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: absolutePath,
+                    manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
+                    landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
+                    namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
+                    limits: enforced, pid: pid)
+            }
+        }
+
         let process: SandboxProcess
         do {
             process = try launch(pending, prepared, watcher: syscallWatcher)
@@ -146,6 +159,7 @@ final class Supervisor {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
             let ended = HostEnvironment.monotonicSeconds()
+            auditStart(pid: pending.pid)  // the run did start: its exec was what the rule stopped
             return audited(finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)"))
         }
         let egress: EgressWatch?
@@ -162,15 +176,7 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
-        let (pid, enforced, absolutePath) = (process.pid, enforcement.limits, loaded.absolutePath)
-        audit.started { [loaded] in
-            AuditRunStart(
-                goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: absolutePath,
-                manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
-                landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
-                namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
-                limits: enforced, pid: pid)
-        }
+        auditStart(pid: process.pid)
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
         watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress)
