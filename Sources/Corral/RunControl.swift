@@ -143,7 +143,7 @@ final class RunControl: Sendable {
             switch rule.action {
             case .alert:
                 continue
-            case .kill:
+            case .kill, .rollback:  // the rogue verdict discards the staged writes
                 end(Supervisor.killReason(for: rule.condition), rule: rule.id)
                 return true
             case .pause:

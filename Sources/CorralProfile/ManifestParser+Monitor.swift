@@ -5,9 +5,21 @@ extension ManifestParser {
     static let conditionHint = "write one of: rate(connect) > 20/1s, exec-outside-allowlist, write-outside-declared, new-host, "
         + "processes > 50, memory > 400MiB, output > 1MiB, cpu > 30s, limit(processes), limit(memory)"
 
+    /// An action: `then` of a rule, or `on_violation`.
+    func action(_ field: Field) throws(ProfileError) -> MonitorAction {
+        let text = try reader.string(field, expected: "alert, pause, kill or rollback")
+        guard let parsed = MonitorAction(rawValue: text) else {
+            throw reader.error(field, "unknown action `\(text)`",
+                               hint: "alert (an event), pause (freeze the run), kill (end it) or rollback (end it, "
+                                   + "discard its writes)")
+        }
+        return parsed
+    }
+
     /// `monitor:` — a list of `{ id, when, then }`. Ids default to `rule-1`, `rule-2`, … and
     /// must be unique; they name the rule in events and kill reasons.
-    func monitor(_ field: Field) throws(ProfileError) -> [MonitorRule] {
+    /// - Parameter defaultAction: `on_violation`, for rules without `then`.
+    func monitor(_ field: Field, defaultAction: MonitorAction? = nil) throws(ProfileError) -> [MonitorRule] {
         let items = try reader.list(field, expected: "a list of rules") { _ in
             "write a list: - { when: \"rate(connect) > 20/1s\", then: kill }"
         }
@@ -26,12 +38,7 @@ extension ManifestParser {
                 case "when":
                     condition = try self.condition(entry.value)
                 case "then":
-                    let text = try reader.string(entry.value, expected: "alert, pause or kill")
-                    guard let parsed = MonitorAction(rawValue: text) else {
-                        throw reader.error(entry.value, "unknown action `\(text)`",
-                                           hint: "alert (an event), pause (freeze the run) or kill (end it)")
-                    }
-                    action = parsed
+                    action = try self.action(entry.value)
                 default:
                     throw reader.unknownKey(entry, known: Self.monitorKeys)
                 }
@@ -39,8 +46,9 @@ extension ManifestParser {
             guard let condition else {
                 throw reader.error(item, "the rule has no `when`", hint: Self.conditionHint)
             }
-            guard let action else {
-                throw reader.error(item, "the rule has no `then`", hint: "add then: alert, pause or kill")
+            guard let action = action ?? defaultAction else {
+                throw reader.error(item, "the rule has no `then`",
+                                   hint: "add then: alert, pause, kill or rollback, or set on_violation for every rule")
             }
             ids.append(Placed(value: id, keyPath: idField.keyPath, line: idField.line))
             rules.append(MonitorRule(id: id, condition: condition, action: action,

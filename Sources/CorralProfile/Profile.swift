@@ -241,6 +241,9 @@ public enum MonitorAction: String, Sendable, Hashable, CaseIterable {
     case pause
     /// Kill the whole tree.
     case kill
+    /// Kill the whole tree and discard its staged writes. Every kill makes the run rogue, and
+    /// a rogue run's writes are always discarded: `rollback` says so in the manifest.
+    case rollback
 }
 
 extension Duration {

@@ -38,10 +38,10 @@ struct ManifestParser {
     let home: String?
 
     static let topLevelKeys = ["version", "goal", "run", "filesystem", "network", "limits", "monitor", "syscalls",
-                               "landlock", "approval", "audit"]
+                               "landlock", "approval", "audit", "on_violation"]
     /// Keys DESIGN.md describes that later versions of Corral act on. Refusing them is safer
     /// than ignoring a rule the user believes is enforced.
-    static let laterTopLevelKeys = ["on_violation", "invariants"]
+    static let laterTopLevelKeys = ["invariants"]
 
     func profile(_ root: Node, source: ProfileSource) throws(ProfileError) -> Profile {
         let document = Field(node: root, keyPath: "", line: root.mark?.line ?? 1)
@@ -62,6 +62,10 @@ struct ManifestParser {
         var landlock = Enforcement.required
         var approval = ApprovalSpec()
         var audit = AuditSpec()
+        // `on_violation` is the action of rules without `then`: read before `monitor`.
+        let onViolation = try entries.first { $0.key == "on_violation" }.map { (entry) throws(ProfileError) in
+            try action(entry.value)
+        }
         for entry in entries {
             switch entry.key {
             case "version": continue
@@ -70,7 +74,8 @@ struct ManifestParser {
             case "filesystem": filesystem = try self.filesystem(entry.value)
             case "network": network = try self.network(entry.value)
             case "limits": limits = try self.limits(entry.value)
-            case "monitor": monitor = try self.monitor(entry.value)
+            case "monitor": monitor = try self.monitor(entry.value, defaultAction: onViolation)
+            case "on_violation": continue
             case "syscalls": syscalls = try self.syscalls(entry.value)
             case "landlock": landlock = try self.landlock(entry.value)
             case "approval": approval = try self.approval(entry.value)

@@ -114,6 +114,7 @@ import Testing
     @Test("a rogue run leaves the write folder as it was", arguments: [
         ("limit", "limits:\n  wall: 300ms"),
         ("monitor rule", "monitor:\n  - { when: exec-outside-allowlist, then: kill }"),
+        ("on_violation rollback", "monitor:\n  - { when: exec-outside-allowlist }\non_violation: rollback"),
     ])
     func rogueRunRollsBack(_ kind: String, _ yaml: String) async throws {
         try await withSandbox(.root) { sandbox in
@@ -124,7 +125,7 @@ import Testing
             // The edits, then: a sleep past the wall, or an exec outside filesystem.exec (the
             // probe, readable but not listed there: the rule kills at its execve).
             let tail = kind == "limit" ? "sleep 5" : "\(sandbox.probe) exit 0"
-            if kind == "monitor rule" { manifest.exec = ["/usr/bin/*"] }
+            if kind != "limit" { manifest.exec = ["/usr/bin/*"] }
             let path = try sandbox.write(manifest)
             let run = try await sandbox.run(path, ["/usr/bin/sh", "-c", Self.edits + " && " + tail, "sh", out])
             #expect(run.status == 137, "\(run)")

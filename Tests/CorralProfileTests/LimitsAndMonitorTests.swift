@@ -76,11 +76,23 @@ import Testing
         #expect(profile.monitor[1].condition.watchedSyscalls == ["execve", "execveat"])
     }
 
+    /// `on_violation` is the action of the rules that state none, wherever it stands.
+    @Test func onViolationIsTheDefaultAction() throws {
+        let profile = try Manifest.load("""
+            goal: { id: a }
+            monitor:
+              - { id: one, when: new-host }
+              - { id: two, when: exec-outside-allowlist, then: alert }
+            on_violation: rollback
+            """)
+        #expect(profile.monitor.map(\.action) == [.rollback, .alert])
+    }
+
     static let badRules: [BadManifest] = [
         BadManifest(name: "unknown action", yaml: "goal: { id: a }\nmonitor:\n  - { when: exec-outside-allowlist, then: explode }\n",
                     expected: """
             profiles/x.yaml:3: monitor[0].then: unknown action `explode`
-              hint: alert (an event), pause (freeze the run) or kill (end it)
+              hint: alert (an event), pause (freeze the run), kill (end it) or rollback (end it, discard its writes)
             """),
         BadManifest(name: "no when", yaml: "goal: { id: a }\nmonitor:\n  - { then: kill }\n", expected: """
             profiles/x.yaml:3: monitor[0]: the rule has no `when`
@@ -88,7 +100,7 @@ import Testing
             """),
         BadManifest(name: "no then", yaml: "goal: { id: a }\nmonitor:\n  - { when: exec-outside-allowlist }\n", expected: """
             profiles/x.yaml:3: monitor[0]: the rule has no `then`
-              hint: add then: alert, pause or kill
+              hint: add then: alert, pause, kill or rollback, or set on_violation for every rule
             """),
         BadManifest(name: "unknown syscall in rate", yaml: """
             goal: { id: a }

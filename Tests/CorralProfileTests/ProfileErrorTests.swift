@@ -137,7 +137,7 @@ import Testing
             """),
         BadManifest(name: "top-level key unknown", yaml: "goal: { id: a }\nmounts: []\n", expected: """
             profiles/x.yaml:2: mounts: unknown key `mounts`
-              hint: expected one of: version, goal, run, filesystem, network, limits, monitor, syscalls, landlock, approval, audit
+              hint: expected one of: version, goal, run, filesystem, network, limits, monitor, syscalls, landlock, approval, audit, on_violation
             """),
         BadManifest(name: "approval: unknown commit mode", yaml: """
             goal: { id: a }
@@ -164,9 +164,13 @@ import Testing
             profiles/x.yaml:2: audit.path: unknown key `path`
               hint: expected one of: log
             """),
-        BadManifest(name: "later top-level key: on_violation", yaml: "goal: { id: a }\non_violation: rollback\n",
+        BadManifest(name: "on_violation: unknown action", yaml: "goal: { id: a }\non_violation: undo\n", expected: """
+            profiles/x.yaml:2: on_violation: unknown action `undo`
+              hint: alert (an event), pause (freeze the run), kill (end it) or rollback (end it, discard its writes)
+            """),
+        BadManifest(name: "later top-level key: invariants", yaml: "goal: { id: a }\ninvariants: []\n",
                     expected: """
-            profiles/x.yaml:2: on_violation: `on_violation` is not supported yet by this Corral
+            profiles/x.yaml:2: invariants: `invariants` is not supported yet by this Corral
               hint: remove it; this Corral would not act on it
             """),
     ]
