@@ -18,6 +18,7 @@ struct TransactionCrashTests {
 
     @Test func aCommitKilledAtAnyStepIsRecoveredToAllOrNothing() async throws {
         let (lastBeforeMark, operations, total) = try Self.steps()
+        #expect((lastBeforeMark, operations, total) == (10, 24, 38))  // 9 staged copies, 24 operations
         let reference = try TransactionTests.mixedRun()
         let before = treeListing(reference.real)
         #expect(before.count == 15)
@@ -25,7 +26,8 @@ struct TransactionCrashTests {
             let s = try TransactionTests.mixedRun()
             try Transaction.recordBaseline([s.layer], to: s.baseline)
             await #expect(processExitsWith: .signal(SIGKILL)) {
-                [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String, step = step as Int] in
+                [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String,
+                 step = step as Int] in
                 _ = try? Transaction.commit([layer], baseline: baseline, journal: journal) { done in
                     if done == step { kill(getpid(), SIGKILL) }
                 }
@@ -51,7 +53,8 @@ struct TransactionCrashTests {
             let s = try TransactionTests.mixedRun()
             try Transaction.recordBaseline([s.layer], to: s.baseline)
             await #expect(processExitsWith: .signal(SIGKILL)) {
-                [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String, step = (lastBeforeMark + 4) as Int] in
+                [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String,
+                 step = (lastBeforeMark + 4) as Int] in
                 _ = try? Transaction.commit([layer], baseline: baseline, journal: journal) { done in
                     if done == step { kill(getpid(), SIGKILL) }
                 }
@@ -70,7 +73,8 @@ struct TransactionCrashTests {
         let s = try TransactionTests.mixedRun()
         let before = treeListing(s.real)
         try Transaction.recordBaseline([s.layer], to: s.baseline)
-        await #expect(processExitsWith: .signal(SIGKILL)) { [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String] in
+        await #expect(processExitsWith: .signal(SIGKILL)) {
+            [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String] in
             _ = try? Transaction.commit([layer], baseline: baseline, journal: journal) { done in
                 if done == 3 { kill(getpid(), SIGKILL) }  // two staged copies made
             }
@@ -93,7 +97,8 @@ struct TransactionCrashTests {
         s.file(s.upper, "sub dir/ 5:x", "2")
         s.symlink(s.upper, "link\n", to: "first\nsecond")
         try Transaction.recordBaseline([s.layer], to: s.baseline)
-        await #expect(processExitsWith: .signal(SIGKILL)) { [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String] in
+        await #expect(processExitsWith: .signal(SIGKILL)) {
+            [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String] in
             _ = try? Transaction.commit([layer], baseline: baseline, journal: journal) { done in
                 if done == 6 { kill(getpid(), SIGKILL) }  // after the mark and one operation
             }

@@ -267,6 +267,41 @@ struct TransactionTests {
         #expect(access(m.journal, F_OK) != 0)
     }
 
+    @Test func aPendingJournalMustBeRecoveredFirst() throws {
+        let s = try Self.mixedRun()
+        try Transaction.recordBaseline([s.layer], to: s.baseline)
+        s.file(s.runFolder, "journal", "whatever")
+        let error = #expect(throws: CorralError.self) {
+            try Transaction.commit([s.layer], baseline: s.baseline, journal: s.journal)
+        }
+        #expect(error?.message == "an interrupted commit is pending")
+        #expect(throws: CorralError.self) { try Transaction.recover(journal: s.journal) }  // not a journal
+    }
+
+    /// Without root (an exit test that becomes `nobody`): files belong to the committing
+    /// user, an upper file its owner cannot read is still committed, and overlayfs's mode-000
+    /// `work/work` is discarded.
+    @Test(.enabled(if: geteuid() == 0, "switching to another user needs root"))
+    func rootlessCommitAndDiscard() async throws {
+        let s = try TransactionScratch()
+        s.file(s.real, "mine.txt", "old")
+        s.file(s.upper, "mine.txt", "new", mode: 0o200)
+        s.file(s.upper, "sub/new.txt", "n")
+        s.folder(s.root, "work/work", mode: 0)
+        #expect(shell("chown -R 65534:65534 '\(s.root)'") == 0)
+        await #expect(processExitsWith: .success) {
+            [layer = s.layer as WriteLayer, baseline = s.baseline as String, journal = s.journal as String,
+             work = (s.root + "/work") as String] in
+            #expect(setgroups(0, nil) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
+            try Transaction.recordBaseline([layer], to: baseline)
+            try Transaction.commit([layer], baseline: baseline, journal: journal)
+            try Transaction.removeTree(work)
+        }
+        #expect(treeListing(s.real) == ["f 200 mine.txt = new", "d 755 sub", "f 644 sub/new.txt = n"])
+        #expect(lstatOf(s.real + "/sub/new.txt")?.st_uid == 65534)
+        #expect(access(s.root + "/work", F_OK) != 0)
+    }
+
     @Test func severalLayersCommitTogether() throws {
         let a = try TransactionScratch(), b = try TransactionScratch()
         a.file(a.upper, "one", "1")

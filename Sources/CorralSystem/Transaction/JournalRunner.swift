@@ -8,7 +8,10 @@ import SystemPackage
 /// Staged copies live in one folder per layer, `<real>/<stagingName>`, on the real folder's
 /// filesystem, so that applying a file is one `rename(2)`: every byte is written before the
 /// point of no return (a full disk fails the commit with nothing changed), and the real
-/// folders are only ever renamed into, unlinked from or chmod'ed afterwards.
+/// folders are only ever renamed into, unlinked from or chmod'ed afterwards. Inside it, one
+/// subfolder per target folder (`<n>/<staged>`, numbered in journal order): the filesystem
+/// then places the new inodes as it would for the target folders (ext4 allocates a folder's
+/// inodes near it; 10,000 files in one folder staged 2–5 times slower here).
 struct JournalRunner: ~Copyable {
     let journal: Journal
     /// The real folders, opened for reading (`syncfs` needs more than `O_PATH`).
@@ -17,6 +20,10 @@ struct JournalRunner: ~Copyable {
     private var stagings: [FileDescriptor?]
     /// The staging folders this runner made (a failed commit removes only those).
     private var created: [Bool]
+    /// The staging subfolder of each staged copy, by staged number.
+    private let stagingSubfolder: [Int: Int]
+    /// The staging subfolder of the last staged copy: (layer, number, descriptor).
+    private var cachedSubfolder: (layer: Int, number: Int, fd: FileDescriptor?)?
     /// The folder of the last operation (operations come parents first, siblings together).
     private var cachedParent: (layer: Int, path: PathBytes, fd: FileDescriptor)?
     /// The same for the upper layer's folder of the last copy.
@@ -36,6 +43,14 @@ struct JournalRunner: ~Copyable {
         uppers = Array(repeating: nil, count: roots.count)
         stagings = Array(repeating: nil, count: roots.count)
         created = Array(repeating: false, count: roots.count)
+        var subfolders: [Int: Int] = [:]
+        var numbers: [[PathBytes]: Int] = [:]
+        for op in journal.operations where op.kind == .file || op.kind == .symlink {
+            let key = [Array(String(op.layer).utf8), op.path.parentAndName.parent]
+            if numbers[key] == nil { numbers[key] = numbers.count }
+            subfolders[op.staged] = numbers[key]
+        }
+        stagingSubfolder = subfolders
     }
 
     deinit {
@@ -44,6 +59,7 @@ struct JournalRunner: ~Copyable {
         for fd in stagings { fd?.closeChecked() }
         cachedParent?.fd.closeChecked()
         cachedUpperParent?.fd.closeChecked()
+        cachedSubfolder?.fd?.closeChecked()
     }
 
     private func realPath(_ layer: Int, _ path: PathBytes) -> String {
@@ -77,12 +93,37 @@ struct JournalRunner: ~Copyable {
     /// and times.
     mutating func stage(_ op: CommitOperation) throws(CorralError) {
         guard let staging = stagings[op.layer] else { preconditionFailure("stage before createStaging") }
-        try place(op, in: staging, name: stagedName(op))
+        let number = stagingSubfolder[op.staged]!
+        if cachedSubfolder?.layer != op.layer || cachedSubfolder?.number != number {
+            let name = Array(String(number).utf8)
+            let path = stagingPath(op.layer) + "/\(number)"
+            let fd = try attempt("create the staging folder", path) { () throws(Errno) in
+                // Made already when the folder's entries are not contiguous (a.txt, b/…, c.txt).
+                do throws(Errno) { try staging.makeDirectory(name, mode: 0o700) } catch .fileExists {}
+                return try staging.openBeneath(name, O_RDONLY | O_DIRECTORY)
+            }
+            cachedSubfolder?.fd?.closeChecked()
+            cachedSubfolder = (op.layer, number, fd)
+        }
+        try place(op, in: cachedSubfolder!.fd!, name: stagedName(op))
+    }
+
+    /// The staging subfolder of a staged copy; nil when it is gone (recovery after it was
+    /// emptied and removed).
+    private mutating func stagedFolder(_ op: CommitOperation) -> FileDescriptor? {
+        guard let staging = stagings[op.layer], let number = stagingSubfolder[op.staged] else { return nil }
+        if let cached = cachedSubfolder, cached.layer == op.layer, cached.number == number { return cached.fd }
+        cachedSubfolder?.fd?.closeChecked()
+        let fd = try? staging.openBeneath(Array(String(number).utf8), O_RDONLY | O_DIRECTORY)
+        cachedSubfolder = (op.layer, number, fd)
+        return fd
     }
 
     /// Removes the staging folders (what a roll-back leaves behind is nothing else); with
     /// `onlyCreated`, only those this runner made.
     mutating func removeStaging(onlyCreated: Bool = false) throws(CorralError) {
+        cachedSubfolder?.fd?.closeChecked()
+        cachedSubfolder = nil
         for layer in roots.indices where created[layer] || !onlyCreated {
             stagings[layer]?.closeChecked()
             stagings[layer] = nil
@@ -134,7 +175,7 @@ struct JournalRunner: ~Copyable {
     private mutating func apply(_ op: CommitOperation) throws(CorralError) {
         let (parentPath, name) = op.path.parentAndName
         let parent = try openParent(op.layer, parentPath)
-        let path = realPath(op.layer, op.path)
+        var path: String { realPath(op.layer, op.path) }  // for messages only
         switch op.kind {
         case .remove:
             dropCachedParent(under: op.path)
@@ -164,7 +205,7 @@ struct JournalRunner: ~Copyable {
                 }
             }
         case .file, .symlink:
-            try placeStaged(op, in: parent, name: name, path: path)
+            try placeStaged(op, in: parent, name: name)
         case .mode:
             try attempt("chmod", path) { () throws(Errno) in try parent.changeModeOfEntry(name, op.mode) }
         }
@@ -173,14 +214,15 @@ struct JournalRunner: ~Copyable {
     /// Renames the staged copy into place. Without it (recovery after it was renamed, or a
     /// mount point between the staging folder and the target) a new copy is made from the
     /// upper layer under a temporary name next to the target and renamed in its turn.
-    private mutating func placeStaged(_ op: CommitOperation, in parent: FileDescriptor, name: PathBytes,
-                                      path: String) throws(CorralError) {
-        if let staging = stagings[op.layer] {
+    private mutating func placeStaged(_ op: CommitOperation, in parent: FileDescriptor,
+                                      name: PathBytes) throws(CorralError) {
+        var path: String { realPath(op.layer, op.path) }
+        if let staging = stagedFolder(op) {
             do throws(Errno) {
                 try staging.renameEntry(stagedName(op), to: parent, name)
                 return
             } catch .noSuchFileOrDirectory, .improperLink {
-                // fall through to a fresh copy
+                // Renamed already (a redo), or across a mount point: a fresh copy below.
             } catch .isDirectory, .directoryNotEmpty, .fileExists {
                 let status = try? parent.statusOfEntry(name)
                 throw CorralError(.supervisionFailed, operation: "rename into place", path: path,
@@ -192,14 +234,11 @@ struct JournalRunner: ~Copyable {
                                   hint: Transaction.hint(for: error))
             }
         }
-        var temporary = journal.stagingName
-        temporary += Array(".\(op.staged)".utf8)
-        do throws(Errno) {
-            try parent.removeEntry(temporary)
-        } catch .noSuchFileOrDirectory {
-        } catch {
-            throw CorralError(.supervisionFailed, operation: "remove", path: realPath(op.layer, op.path.parentAndName.parent.appending(temporary)),
-                              errno: error)
+        // A fixed name per operation: a copy left by an interrupted redo is replaced, not leaked.
+        let temporary = journal.stagingName + Array(".\(op.staged)".utf8)
+        let temporaryPath = realPath(op.layer, op.path.parentAndName.parent.appending(temporary))
+        try attempt("remove", temporaryPath) { () throws(Errno) in
+            do throws(Errno) { try parent.removeEntry(temporary) } catch .noSuchFileOrDirectory {}
         }
         try place(op, in: parent, name: temporary)
         try attempt("rename into place", path) { () throws(Errno) in try parent.renameEntry(temporary, to: parent, name) }
@@ -231,8 +270,11 @@ struct JournalRunner: ~Copyable {
         }
         // A metacopy file's data lives in the lower layer: copying it would commit zeros.
         // overlayfs never makes one with `userxattr` (it turns metacopy off); checked anyway.
+        // (A file its owner may not read hides its user xattrs too: EACCES, nothing to see.)
         if try attempt("read xattrs of", source, { () throws(Errno) in
-            try input.extendedAttribute("user.overlay.metacopy")
+            do throws(Errno) { return try input.extendedAttribute("user.overlay.metacopy") } catch .permissionDenied {
+                return nil
+            }
         }) != nil {
             throw CorralError(.supervisionFailed, operation: "copy", path: source,
                               message: "an overlayfs metacopy entry (its data lives in the lower layer)",

@@ -37,6 +37,15 @@ import SystemPackage
 /// links in the upper become separate files. Owners: as root, files keep the upper's owner
 /// and group (as `cp -a`, which the id map made them); otherwise they belong to the
 /// committing user.
+///
+/// ## What the caller must provide
+///
+/// One commit or recovery at a time per run (a lock), the run's processes gone (the upper
+/// layer must not change), and the run folder kept while its journal exists (recovery may
+/// need the upper layer). The conflict check is made just before the journal: a host
+/// process writing the same files during the commit itself is not detected. A file whose
+/// contents and mode did not change (touched, or copied up by a read-write open) is not a
+/// change: its new times are not committed.
 public enum Transaction {
     // MARK: - Listing
 
@@ -264,12 +273,13 @@ public enum Transaction {
         }
     }
 
-    /// Opens the upper layer's file `name` for reading; a file the sandbox left without read
-    /// permission (the upper is Corral's own copy) gets u+r first.
+    /// Opens the upper layer's file `name` for reading. A file the sandbox left without read
+    /// permission (possible without root) is opened through u+r, and its mode put back.
     static func openUpperFile(_ name: PathBytes, in folder: FileDescriptor) throws(Errno) -> FileDescriptor {
         do throws(Errno) { return try folder.openEntry(name, O_RDONLY | O_NONBLOCK) } catch .permissionDenied {
             guard let status = try folder.statusOfEntry(name), status.kind == .file else { throw Errno.permissionDenied }
             try folder.changeModeOfEntry(name, status.mode | 0o400)
+            defer { try? folder.changeModeOfEntry(name, status.mode) }
             return try folder.openEntry(name, O_RDONLY | O_NONBLOCK)
         }
     }
