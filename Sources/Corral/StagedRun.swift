@@ -174,25 +174,30 @@ final class StagedRun {
     func finish(verdict: Verdict, killReason: KillReason?, mode: CommitMode) -> (TransactionSummary, CorralError?) {
         record.verdict = verdict
         record.killReason = killReason
+        var failure: CorralError?
+        if verdict == .clean && mode == .auto {
+            // One walk of the layers: the commit lists the changes, checks the baseline and
+            // refuses (changing nothing) on a conflict.
+            do throws(CorralError) {
+                let done = try commit()
+                return (TransactionSummary(run: record.id, mode: mode.rawValue, outcome: .committed,
+                                           changes: done.changes.count, digest: done.digest), nil)
+            } catch {
+                failure = error
+            }
+        }
         let changes = (try? Transaction.changes(writeLayers)) ?? []
         var summary = TransactionSummary(run: record.id, mode: mode.rawValue, outcome: .discarded,
                                          changes: changes.count, digest: Transaction.digest(of: changes))
-        var failure: CorralError?
-        if verdict == .clean && mode == .auto {
-            do throws(CorralError) {
-                let conflicts = try Transaction.conflicts(writeLayers, baseline: baseline)
-                if conflicts.isEmpty {
-                    _ = try commit()
-                    summary.outcome = .committed
-                    return (summary, nil)
-                }
+        if let error = failure {
+            summary.outcome = .pending
+            let conflicts = (try? Transaction.conflicts(writeLayers, baseline: baseline)) ?? []
+            if conflicts.isEmpty {
+                record.note = "commit failed: \(error)"
+            } else {
                 summary.conflicts = conflicts
                 record.note = "not committed: changed since the run began: " + conflicts.joined(separator: ", ")
-                summary.outcome = .pending
-            } catch {
-                failure = error
-                record.note = "commit failed: \(error)"
-                summary.outcome = .pending
+                failure = nil  // a conflict is an outcome, not Corral's failure
             }
         } else if verdict == .clean && mode == .ask {
             summary.outcome = .pending

@@ -49,7 +49,7 @@ public enum StagedRuns {
             } else {
                 busy = true
             }
-            return Listing(record: record, busy: busy, interrupted: StateFiles.exists(folder + "/journal"))
+            return Listing(record: record, busy: busy, interrupted: exists(folder + "/journal"))
         }
     }
 
@@ -60,7 +60,7 @@ public enum StagedRuns {
                               message: "another corral is running or finishing it",
                               hint: "wait for it to end; `corral runs` shows its state")
         }
-        if StateFiles.exists(run.journal) {
+        if exists(run.journal) {
             run.release()
             throw CorralError(.setupFailed, operation: "open run", path: id,
                               message: "a commit of it was interrupted", hint: "run `corral recover` to finish it")
@@ -86,13 +86,12 @@ public enum StagedRuns {
     /// the run began (the run stays pending).
     /// - Parameter afterStep: called after each applied step (tests use it to crash there).
     public static func commit(state: String, id: String,
-                              afterStep: ((Int) -> Void)? = nil) throws(CorralError) -> (CommitSummary, [StagedChange]) {
+                              afterStep: ((Int) -> Void)? = nil) throws(CorralError) -> CommitSummary {
         let run = try pending(state: state, id: id)
         defer { run.release() }
-        let changes = try Transaction.changes(run.writeLayers)
         let summary = try run.commit(afterStep: afterStep)
-        try record("commit", run.record, changes: changes, state: state)
-        return (summary, changes)
+        try record("commit", run.record, changes: summary.changes, state: state)
+        return summary
     }
 
     /// Throws the run's changes away; returns the changes discarded.
@@ -135,7 +134,7 @@ public enum StagedRuns {
             }
             guard let lock = try FileLock(folder + "/lock", wait: false, operation: "lock run") else { continue }
             defer { lock.release() }
-            if StateFiles.exists(folder + "/journal") || StateFiles.exists(folder + "/journal.tmp") {
+            if exists(folder + "/journal") || exists(folder + "/journal.tmp") {
                 // The record says committed once every change is in place, before the journal goes.
                 let markCommitted = { () throws(CorralError) -> Void in
                     guard var record = try? StagedRun.load(folder: folder, id: id) else { return }
@@ -163,6 +162,8 @@ public enum StagedRuns {
         }
         return done
     }
+
+    private static func exists(_ path: String) -> Bool { (try? StateFiles.kind(of: path)).map { $0 != .missing } ?? true }
 
     /// `recover` at the start of a staged run: failures are left for `corral recover` to report.
     static func recoverQuietly(state: String) {

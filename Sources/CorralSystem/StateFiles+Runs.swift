@@ -54,10 +54,6 @@ extension StateFiles {
         return names.sorted()
     }
 
-    public static func exists(_ path: String) -> Bool {
-        var st = stat()
-        return unsafe lstat(path, &st) == 0
-    }
 
     /// Random hex digits from the kernel (run ids).
     public static func randomHex(bytes count: Int) -> String {

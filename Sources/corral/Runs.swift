@@ -65,10 +65,10 @@ struct Commit: ParsableCommand {
             let state = try StagedRuns.stateDirectory(environment: HostEnvironment.environment())
             // Tests stop the commit after step N to show that `corral recover` completes it.
             let crashAfter = HostEnvironment.variable("CORRAL_TEST_CRASH_AFTER_STEP").flatMap { Int($0) }
-            let (_, changes) = try StagedRuns.commit(state: state, id: id, afterStep: crashAfter.map { limit in
+            let summary = try StagedRuns.commit(state: state, id: id, afterStep: crashAfter.map { limit in
                 { step in if step >= limit { HostEnvironment.killSelf() } }
             })
-            print("committed \(id): \(changes.count) change\(changes.count == 1 ? "" : "s")")
+            print("committed \(id): \(summary.changes.count) change\(summary.changes.count == 1 ? "" : "s")")
         } catch {
             throw fail(error)
         }

@@ -171,6 +171,28 @@ import Testing
         }
     }
 
+    /// The same with `auto`: the real file changes while the run goes (the command waits for
+    /// the test's flag, in a read path); the run ends clean but stays pending, saying why.
+    @Test("auto: a real file changed during the run keeps the run pending, naming it")
+    func autoConflictKeepsPending() async throws {
+        try await withSandbox(.root) { sandbox in
+            let out = try Self.makeTree(sandbox)
+            let path = try sandbox.write(Self.manifest(sandbox, out: out, commit: "auto"))
+            let flag = sandbox.root + "/go"
+            let script = Self.edits + " && while [ ! -e \"$2\" ]; do sleep 0.02; done"
+            async let run = sandbox.run(path, ["/usr/bin/sh", "-c", script, "sh", out, flag], timeout: .seconds(60))
+            try await Task.sleep(for: .milliseconds(300))
+            try Data("changed meanwhile".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
+            try Data().write(to: URL(fileURLWithPath: flag))
+            let result = try await run
+            #expect(result.status == 0, "\(result)")
+            let id = try #require(try Self.pendingRun(sandbox), "\(result)")
+            #expect(result.stderr.hasPrefix("corral: run \(id) not committed: changed since it began: \(out)/notes.txt\n"),
+                    "\(result)")
+            #expect(try String(contentsOfFile: out + "/notes.txt", encoding: .utf8) == "changed meanwhile")
+        }
+    }
+
     /// SIGKILL during a commit at step N, then `corral recover`: always all or nothing.
     @Test("a commit killed at any step is completed by `corral recover`")
     func crashedCommitRecovers() async throws {
