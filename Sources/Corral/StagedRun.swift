@@ -69,7 +69,6 @@ public struct TransactionSummary: Sendable, Codable, Hashable {
 
 /// One run's staging folder, from creation to commit or discard.
 final class StagedRun {
-    let state: String
     let folder: String
     private(set) var record: StagedRunRecord
     private var lock: FileLock?
@@ -79,7 +78,6 @@ final class StagedRun {
     var writeLayers: [WriteLayer] { record.layers.map { WriteLayer(real: $0.real, upper: $0.upper) } }
 
     private init(state: String, record: StagedRunRecord, lock: FileLock) {
-        self.state = state
         self.folder = StateDirectory.runFolder(state: state, run: record.id)
         self.record = record
         self.lock = lock

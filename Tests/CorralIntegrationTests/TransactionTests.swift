@@ -181,7 +181,15 @@ import Testing
             let flag = sandbox.root + "/go"
             let script = Self.edits + " && while [ ! -e \"$2\" ]; do sleep 0.02; done"
             async let run = sandbox.run(path, ["/usr/bin/sh", "-c", script, "sh", out, flag], timeout: .seconds(60))
-            try await Task.sleep(for: .milliseconds(300))
+            // The command has run (its edits are in the staging layer, so the baseline was
+            // taken before it): now the real file changes.
+            var waited = 0
+            while (try? Self.pendingRun(sandbox)).flatMap({ $0 }).map({ id in
+                FileManager.default.fileExists(atPath: "\(sandbox.stateDirectory)/runs/\(id)/layers/0/upper/added.txt")
+            }) != true, waited < 600 {
+                try await Task.sleep(for: .milliseconds(50))
+                waited += 1
+            }
             try Data("changed meanwhile".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
             try Data().write(to: URL(fileURLWithPath: flag))
             let result = try await run
