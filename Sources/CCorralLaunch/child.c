@@ -2,15 +2,15 @@
 // stdio, no libseccomp or libcap. Each step is `if (step_x(...) < 0) report_and_exit()`.
 //
 // init (pid 1 of the new pid namespace), while the parent still prepares the plan:
-//   1. signals reset, PR_SET_PDEATHSIG      4. unshare mount, network, ipc, uts namespaces;
-//   2. close inherited fds                     loopback up; memfds noexec
-//   3. uid/gid maps (written by itself)     5. wait for "go" (and the Landlock ruleset)
+//   1. signals reset, PR_SET_PDEATHSIG      4. uid/gid maps (written by itself)
+//   2. into the run's v1 cgroups            5. unshare mount, network, ipc, uts, cgroup
+//      (born in its v2 group)                  namespaces; loopback up; memfds noexec
+//   3. close inherited fds                  6. wait for "go" (and the Landlock ruleset)
 // then, with the whole plan:
-//   6. cgroup namespace (rooted at the run's cgroup), egress listeners handed over, stdio
-//   7. mounts, pivot_root                  10. capabilities dropped, no_new_privs, non-dumpable
-//   8. hostname, rlimits                   11. spawn the command (vfork-style clone), unmap
-//   9. Landlock rules for /proc, /dev, /tmp     the shared plan
-//                                          12. reap, forward signals, report the status
+//   7. egress listeners handed over, stdio 11. capabilities dropped, no_new_privs, non-dumpable
+//   8. mounts, pivot_root                  12. spawn the command (vfork-style clone), unmap
+//   9. hostname, rlimits                       the shared plan
+//  10. Landlock rules for /proc, /dev, /tmp 13. reap, forward signals, report the status
 // command (pid 2): session, fds, chdir, Landlock, seccomp, execve.
 #include "internal.h"
 
@@ -143,6 +143,23 @@ static void close_all_except(const int *keep, int count) {
         if (next > low) close_range(low, next - 1, 0);
         low = next + 1;
     }
+}
+
+/// Moves this process (its only thread) into each of the run's v1 groups by writing "0" to
+/// the group's `tasks` file: no global lock, unlike a migration by the parent (see
+/// `cgroup_fd` in corral_launch.h). Must come before anything that forks or uses memory the
+/// run should be charged for.
+static int step_join_cgroups(const struct corral_launch_plan *plan, uint32_t *index) {
+    for (uint32_t i = 0; i < plan->cgroup_join_count; i++) {
+        *index = i;
+        ssize_t n;
+        do { n = write(plan->cgroup_join_fds[i], "0", 1); } while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            if (n >= 0) errno = EIO;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int step_id_maps(const struct corral_launch_plan *plan) {
@@ -342,13 +359,14 @@ void corral_child_main(const struct corral_launch_plan *shared) {
     const struct corral_launch_plan *plan = shared;
 
     if (step_reset_signals() < 0) { corral_fail(&failure, CORRAL_STAGE_SIGNALS, 0); report_and_exit(plan, &failure); }
+    if (step_join_cgroups(plan, &index) < 0) { corral_fail(&failure, CORRAL_STAGE_CGROUP, index); report_and_exit(plan, &failure); }
     int keep[] = {plan->sync_fd, plan->report_fd, plan->status_fd,
                   plan->stdio[0], plan->stdio[1], plan->stdio[2]};
     close_all_except(keep, (int)(sizeof keep / sizeof keep[0]));
     if (step_id_maps(plan) < 0) { corral_fail(&failure, CORRAL_STAGE_ID_MAPS, 0); report_and_exit(plan, &failure); }
-    // The cgroup namespace waits for "go": its root is the cgroup the child is in when it
-    // is made, and the supervisor places the child in the run's cgroup before "go".
-    uint64_t early = plan->clone_flags & (CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+    // The cgroup namespace is rooted at the cgroups the child is in when it is made: the
+    // run's, joined above.
+    uint64_t early = plan->clone_flags & (CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP);
     if (early && unshare((int)early) < 0) { corral_fail(&failure, CORRAL_STAGE_NAMESPACES, 0); report_and_exit(plan, &failure); }
     if ((plan->clone_flags & CLONE_NEWNET) && step_loopback_up() < 0) {
         corral_fail(&failure, CORRAL_STAGE_NETWORK, 0);
@@ -373,10 +391,6 @@ void corral_child_main(const struct corral_launch_plan *shared) {
         report_and_exit(plan, &failure);
     }
 
-    if ((plan->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
-        corral_fail(&failure, CORRAL_STAGE_NAMESPACES, 1);
-        report_and_exit(plan, &failure);
-    }
     if (plan->listen_port_count && step_egress_listeners(plan, &index) < 0) {
         corral_fail(&failure, CORRAL_STAGE_NETWORK, index);
         report_and_exit(plan, &failure);

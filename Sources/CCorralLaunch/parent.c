@@ -38,6 +38,10 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
     args.flags = (plan->clone_flags & (CLONE_NEWUSER | CLONE_NEWPID)) | CLONE_PIDFD;
     args.pidfd = (uint64_t)(uintptr_t)&fd;
     args.exit_signal = SIGCHLD;
+    if (plan->cgroup_fd >= 0) {  // born in the run's v2 group (see `cgroup_fd`)
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)plan->cgroup_fd;
+    }
     long rc = syscall(SYS_clone3, &args, sizeof args);
     if (rc < 0) return errno;
     if (rc == 0) corral_child_main(plan);  // never returns

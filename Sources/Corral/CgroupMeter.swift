@@ -2,7 +2,7 @@ import CorralPlan
 import CorralSystem
 
 /// The run's cgroup (`RunCgroup`) as the supervisor's `RunMeter`: limits written before the
-/// clone, init attached before "go", usage sampled while the run goes, the group frozen,
+/// clone, init started inside it, usage sampled while the run goes, the group frozen,
 /// killed and removed.
 final class CgroupMeter: RunMeter, @unchecked Sendable {
     // @unchecked: `group` is Sendable and immutable here; nothing else is stored.
@@ -42,8 +42,8 @@ final class CgroupMeter: RunMeter, @unchecked Sendable {
         RunCgroup.removeStale(host: host)
     }
 
-    func attach(_ pid: Int32) throws(CorralError) {
-        try group.attach(pid: pid)
+    func openJoin() throws(CorralError) -> CgroupJoin {
+        try group.openJoin()
     }
 
     func sample() -> MeterSample {

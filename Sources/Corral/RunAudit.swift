@@ -4,14 +4,15 @@ import Synchronization
 
 /// One run's entries in the audit log. The supervisor's events (watched calls, denials, rule
 /// actions, limits, network decisions, the transaction) are buffered and appended in batches
-/// — at the start, every `flushInterval` while the run goes, and at the end with the signed
-/// run report — each batch one locked write, so concurrent runs interleave whole batches.
+/// — every `flushInterval` while the run goes, and at the end with the signed run report —
+/// each batch one locked write, so concurrent runs interleave whole batches. The run-start
+/// entry leads the first batch: a run shorter than `flushInterval` costs one append.
 final class RunAudit: @unchecked Sendable {
     // @unchecked: `startJob` is set once by the supervising thread before it is read by it.
     let run: String
     private let log: AuditLog
     private let buffer = Mutex<[AuditLog.Entry]>([])
-    private let lastFlush = Mutex<Double>(0)
+    private let lastFlush: Mutex<Double>
     static let flushInterval = 0.25
 
     /// Opens the log (`audit.log` of the manifest, else the state directory's), creating the
@@ -19,6 +20,7 @@ final class RunAudit: @unchecked Sendable {
     init(log path: String, state: String, run: String, secrets: [String]) throws(CorralError) {
         self.run = run
         log = try AuditLog(path: path, keyFolder: StateDirectory.keyFolder(state: state), redacting: secrets)
+        lastFlush = Mutex(HostEnvironment.monotonicSeconds())
         // The signing key, every run's staged writes and the log itself are masked in the
         // sandbox wherever a read or write path would show them: a sandbox that could read the
         // key could forge the log, and one that could write the log could cut its tail.
@@ -41,49 +43,77 @@ final class RunAudit: @unchecked Sendable {
         buffer.withLock { $0.append(entry) }
     }
 
-    /// The run began: what was asked and what is enforced. Written on a thread of its own
-    /// while the command runs (the plan's digest and the encoding cost about a millisecond);
-    /// `ended` waits for it. Events queued meanwhile follow it.
-    func started(_ makeStart: @escaping @Sendable () -> AuditRunStart) {
+    /// Encodes the run-start entry — what was asked and what is enforced — on a thread of its
+    /// own, as soon as the plan is compiled: the plan's digest and the encoding cost most of a
+    /// millisecond, spent while the sandbox is still being built. Nothing is written until
+    /// `began` says the command started.
+    func prepareStart(_ makeStart: @escaping @Sendable () -> AuditRunStart) {
         startJob = HostEnvironment.startJoinableThread { [self] in
-            let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().jsonLine())
-            buffer.withLock { $0.insert(entry, at: 0) }
-            do throws(CorralError) { try flush() } catch { startFailure.withLock { $0 = error } }
-            startWritten.store(true, ordering: .releasing)
+            let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine())
+            startEntry.withLock { $0 = entry }
         }
+        startPending.store(true, ordering: .relaxed)
     }
 
     private nonisolated(unsafe) var startJob: HostEnvironment.JoinableThread?
-    private let startWritten = Atomic<Bool>(false)
-    private let startFailure = Mutex<CorralError?>(nil)
+    private let startEntry = Mutex<AuditLog.Entry?>(nil)
+    private let hasBegun = Atomic<Bool>(false)
+    private let startPending = Atomic<Bool>(false)
+    private let failure = Mutex<CorralError?>(nil)
+
+    /// The command started (or a rule stopped its exec): the run-start entry goes first into
+    /// the next batch.
+    func began() {
+        hasBegun.store(true, ordering: .releasing)
+    }
 
     /// Writes what is queued when the last write is `flushInterval` old (never before the
-    /// run-start entry).
+    /// command began).
     func flushIfDue(now: Double) {
-        guard startWritten.load(ordering: .acquiring) else { return }
+        guard hasBegun.load(ordering: .acquiring) else { return }
         let due = lastFlush.withLock { last in
             guard now - last >= Self.flushInterval else { return false }
             last = now
             return true
         }
-        if due { try? flush() }
+        if due { flush() }
+    }
+
+    /// When `flushIfDue` will next write, if anything waits to be written (the run-start
+    /// entry, or queued events): the supervisor's loop wakes for it.
+    var flushDeadline: Double? {
+        guard hasBegun.load(ordering: .acquiring) else { return nil }
+        let waiting = startPending.load(ordering: .relaxed) || !buffer.withLock { $0.isEmpty }
+        return waiting ? lastFlush.withLock { $0 } + Self.flushInterval : nil
     }
 
     /// The run ended: everything queued, then the report, signed.
+    /// - Throws: the first failure to append this run's entries.
     func ended(_ report: RunReport) throws(CorralError) {
-        if let startJob { HostEnvironment.join(startJob) }
-        if let failure = startFailure.withLock({ $0 }) { throw failure }
-        buffer.withLock { $0.append(AuditLog.Entry(type: "run-end", run: run, payload: report.jsonLine(), sign: true)) }
-        try flush()
+        buffer.withLock { $0.append(AuditLog.Entry(type: "run-end", run: run, payload: report.auditLine(), sign: true)) }
+        flush()
+        if let failure = failure.withLock({ $0 }) { throw failure }
     }
 
-    private func flush() throws(CorralError) {
+    /// Appends the queued entries, the run-start entry first when it has not been written.
+    /// A failure is kept for `ended` (the entries of a failed append are not retried: the
+    /// log's end may not be where the next append would chain).
+    private func flush() {
+        if let startJob {
+            HostEnvironment.join(startJob)
+            if let entry = startEntry.withLock({ entry in defer { entry = nil }; return entry }) {
+                buffer.withLock { $0.insert(entry, at: 0) }
+                startPending.store(false, ordering: .relaxed)
+            }
+        }
         let entries = buffer.withLock { entries -> [AuditLog.Entry] in
             defer { entries.removeAll() }
             return entries
         }
         guard !entries.isEmpty else { return }
-        try log.append(entries)
+        do throws(CorralError) { try log.append(entries) } catch {
+            failure.withLock { if $0 == nil { $0 = error } }
+        }
     }
 
     /// One entry outside a run's supervisor (`corral commit`, `discard`, `recover`).
@@ -111,4 +141,6 @@ struct AuditRunStart: Sendable, Codable {
     var commit: String
     var limits: [LimitEnforcement]
     var pid: Int32
+    /// When the run began (the entry itself may be written up to `flushInterval` later).
+    var startedAt: String
 }

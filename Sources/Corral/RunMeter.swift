@@ -12,10 +12,11 @@ struct MeterSample {
 }
 
 /// Accounting and enforcement of a run's memory, processes and CPU: its cgroup. Created
-/// before the clone (so `limits.enforce: required` can refuse before anything runs),
-/// attached to the sandbox's init before "go".
+/// before the clone (so `limits.enforce: required` can refuse before anything runs); the
+/// sandbox's init starts inside it (`openJoin`).
 protocol RunMeter: AnyObject, Sendable {
-    func attach(_ pid: Int32) throws(CorralError)
+    /// What the launcher needs to start init inside the group (see `RunCgroup.openJoin`).
+    func openJoin() throws(CorralError) -> CgroupJoin
     func sample() -> MeterSample
     /// Freezes every process of the run; false when this meter cannot.
     func freeze() -> Bool

@@ -27,9 +27,7 @@ final class Supervisor {
         let profile = loaded.profile
         // Corral's own setting, from this process's environment (not the one given for the command).
         let state = options.stateDirectory ?? StateDirectory.path(environment: HostEnvironment.environment())
-        let audit = try openAudit(profile, state: state, run: runID)
-        let events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id,
-                              audit: audit)
+        let auditState = try auditState(state)
 
         // Limits first: a required limit this host cannot enforce stops the run before
         // anything is cloned.
@@ -39,10 +37,6 @@ final class Supervisor {
         if !options.quiet {
             for warning in enforcement.warnings { HostEnvironment.writeStandardError("corral: warning: \(warning)\n") }
         }
-        for limit in enforcement.limits where limit.mechanism == nil {
-            events.emit(.limit) { $0.limit = limit.limit; $0.detail = "not enforced: \(limit.notEnforced ?? "")" }
-        }
-
         if EgressPlan.of(profile.network)?.listeners.isEmpty == false { try EgressProcess.checkAvailable() }
         // stdout and stderr go through the supervisor when it must count or cap them.
         let capsOutput = profile.limits.output != nil
@@ -60,28 +54,46 @@ final class Supervisor {
         let pending: PendingLaunch
         do {
             defer { if let readOnlyStdin { HostEnvironment.close(readOnlyStdin) } }
-            pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid), stdio: stdio)
+            // init starts inside the run's cgroup: no migration, which would wait out an RCU
+            // grace period in the kernel (see `RunCgroup.openJoin`).
+            let join = try meter?.openJoin()
+            defer { join?.close() }
+            pending = try Launcher.start(PlanCompiler.shape(of: profile, uid: ids.uid, gid: ids.gid), stdio: stdio,
+                                         cgroup: join)
         }
         relay.childHasItsEnds()
+        // The audit log (its folder, files and signing key) is opened while the child builds
+        // its namespaces; a failure here drops `pending`, which kills the child.
+        let audit = try openAudit(profile, state: auditState, run: runID)
+        let events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id,
+                              audit: audit)
+        for limit in enforcement.limits where limit.mechanism == nil {
+            events.emit(.limit) { $0.limit = limit.limit; $0.detail = "not enforced: \(limit.notEnforced ?? "")" }
+        }
         // Staged writes: the run's folder and layers are made while the child builds its
         // namespaces; anything that ends the launch early discards them.
         let staged = try stageWrites(profile, state: state, run: runID)
         var stagedDone = false
         defer { if !stagedDone { staged?.discard() } }
-        // Joining a cgroup waits out an RCU grace period in the kernel (5-13 ms here unless
-        // rcu_expedited is set): done on a second thread while this one compiles and
-        // materialises; "go" waits for it.
-        let attaching = meter.map { meter in AttachJob(meter: meter, pid: pending.pid) }
-        defer { attaching?.wait() }
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
+        // The run-start entry is encoded now, on a thread of its own, while this one
+        // materialises and the sandbox builds itself; it is written once the command runs.
+        let (enforced, absolutePath, initPID) = (enforcement.limits, loaded.absolutePath, pending.pid)
+        audit.prepareStart { [loaded] in
+            AuditRunStart(
+                goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: absolutePath,
+                manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
+                landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
+                namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
+                limits: enforced, pid: initPID, startedAt: startedAt)
+        }
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
                                                 hiddenPaths: Corral.daemonSockets + audit.hiddenPaths,
                                                 staging: staged.map { run in { run.staging(layer: $0) } })
         try staged?.began(prepared.stagedLayers)
         let materialised = HostEnvironment.monotonicSeconds()
-        try attaching?.result()
 
         var monitor = Self.monitor(for: plan, profile: profile)
         monitor.egressPorts = plan.egress?.listeners.map(\.port) ?? []
@@ -139,19 +151,6 @@ final class Supervisor {
             return result
         }
 
-        /// The audit log's run-start entry, written while the command runs.
-        func auditStart(pid: Int32) {
-            let (enforced, absolutePath) = (enforcement.limits, loaded.absolutePath)
-            audit.started { [loaded] in
-                AuditRunStart(
-                    goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: absolutePath,
-                    manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
-                    landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
-                    namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
-                    limits: enforced, pid: pid)
-            }
-        }
-
         let process: SandboxProcess
         do {
             process = try launch(pending, prepared, watcher: syscallWatcher)
@@ -159,7 +158,7 @@ final class Supervisor {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
             let ended = HostEnvironment.monotonicSeconds()
-            auditStart(pid: pending.pid)  // the run did start: its exec was what the rule stopped
+            audit.began()  // the run did start: its exec was what the rule stopped
             return audited(finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)"))
         }
         let egress: EgressWatch?
@@ -176,7 +175,7 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
-        auditStart(pid: process.pid)
+        audit.began()
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
         watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress)
@@ -219,14 +218,19 @@ final class Supervisor {
                                     mode: profile.approval.commit, writeCount: profile.filesystem.write.count)
     }
 
-    /// The run's audit log: the manifest's `audit.log`, else the state directory's. Every run
-    /// is audited; a host with neither is refused before anything runs.
-    private func openAudit(_ profile: Profile, state: String?, run: String) throws(CorralError) -> RunAudit {
+    /// The state directory the audit needs (its signing key lives there). Every run is
+    /// audited; a host without one is refused before anything runs.
+    private func auditState(_ state: String?) throws(CorralError) -> String {
         guard let state else {
             throw CorralError(.setupFailed, operation: "open the audit log",
                               message: "no state directory: neither CORRAL_STATE_DIR, XDG_STATE_HOME nor HOME is set",
                               hint: "set CORRAL_STATE_DIR to a folder Corral may write (the audit log and its key live there)")
         }
+        return state
+    }
+
+    /// The run's audit log: the manifest's `audit.log`, else the state directory's.
+    private func openAudit(_ profile: Profile, state: String, run: String) throws(CorralError) -> RunAudit {
         let secrets = profile.run.env.secrets.compactMap { options.environment[$0] }
         return try RunAudit(log: RunAudit.logPath(for: profile, state: state), state: state, run: run, secrets: secrets)
     }
@@ -300,6 +304,7 @@ final class Supervisor {
             if let graceDeadline { timeout = min(timeout, graceDeadline - now) }
             if sampling { timeout = min(timeout, nextSample - now) }
             if relay.hasPending { timeout = min(timeout, 0.01) }
+            if let due = control.events.audit?.flushDeadline { timeout = min(timeout, due - now) }
             let descriptors = [process.pollDescriptor, control.wake.readDescriptor] + relay.pollDescriptors
                 + (signals.map { [$0.descriptor] } ?? []) + (egress?.pollDescriptors ?? [])
             let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
@@ -409,27 +414,5 @@ final class Supervisor {
         case .signaled(9) where (oomKills ?? 0) > 0: .memory
         default: nil
         }
-    }
-}
-
-/// A cgroup attach on a thread of its own (it mostly sleeps in the kernel).
-private final class AttachJob: @unchecked Sendable {
-    // @unchecked: `error` is written by the thread before it ends and read after the join.
-    private var thread: HostEnvironment.JoinableThread?
-    private var error: CorralError?
-
-    init(meter: any RunMeter, pid: Int32) {
-        thread = HostEnvironment.startJoinableThread { [self] in
-            do throws(CorralError) { try meter.attach(pid) } catch { self.error = error }
-        }
-    }
-
-    func wait() {
-        if let thread { HostEnvironment.join(thread) }
-    }
-
-    func result() throws(CorralError) {
-        wait()
-        if let error { throw error }
     }
 }

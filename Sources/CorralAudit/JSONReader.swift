@@ -321,10 +321,10 @@ struct JSONReader {
 
 // MARK: - Writing
 
-enum JSONWriter {
+public enum JSONWriter {
     /// `text` as a JSON string, quotes included: `"` and `\` escaped, control characters as
     /// `\n`, `\t`, … or `\u00XX`, everything else as UTF-8.
-    static func string(_ text: String) -> [UInt8] {
+    public static func string(_ text: String) -> [UInt8] {
         var out: [UInt8] = [UInt8(ascii: "\"")]
         out.reserveCapacity(text.utf8.count + 2)
         for byte in text.utf8 {

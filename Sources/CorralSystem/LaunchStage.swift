@@ -5,7 +5,7 @@ import CCorralLaunch
 public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case sync = 1, signals, fds, idMaps, mountPropagation, mountSources, newRoot, mounts, pivotRoot,
          hostname, network, rlimits, landlockRules, capabilities, noNewPrivs, spawn, session, chdir,
-         landlock, seccomp, exec, namespaces
+         landlock, seccomp, exec, namespaces, cgroup
 
     /// The C enum's count, for the mirror test.
     static let cCount = UInt32(CORRAL_STAGE_COUNT.rawValue)
@@ -34,6 +34,7 @@ public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringC
         case .seccomp: "seccomp"
         case .exec: "exec"
         case .namespaces: "namespaces"
+        case .cgroup: "cgroup"
         }
     }
 
@@ -62,6 +63,7 @@ public enum LaunchStage: UInt32, Sendable, Hashable, CaseIterable, CustomStringC
         case .seccomp: "seccomp(SECCOMP_SET_MODE_FILTER)"
         case .exec: "execve"
         case .namespaces: "unshare"
+        case .cgroup: "write 0 to the cgroup's tasks file"
         }
     }
 }

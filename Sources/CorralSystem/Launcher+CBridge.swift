@@ -86,7 +86,8 @@ import SystemPackage
 extension Launcher {
     /// The early fields: what the child needs before "go".
     static func writeEarlyFields(_ c: UnsafeMutablePointer<corral_launch_plan>, shape: SandboxShape, arena: SharedArena,
-                                 stdio: [Int32], sync: FileDescriptor, report: FileDescriptor, status: FileDescriptor) {
+                                 stdio: [Int32], cgroup: CgroupJoin?, sync: FileDescriptor, report: FileDescriptor,
+                                 status: FileDescriptor) {
         var flags: UInt64 = 0
         let ns = shape.namespaces
         if ns.user { flags |= corral_CLONE_NEWUSER }
@@ -100,6 +101,10 @@ extension Launcher {
         unsafe c.pointee.uid_map = arena.cString("\(shape.uidMap)\n")
         unsafe c.pointee.gid_map = arena.cString("\(shape.gidMap)\n")
         unsafe c.pointee.stdio = (stdio[0], stdio[1], stdio[2])
+        unsafe c.pointee.cgroup_fd = cgroup?.folder?.rawValue ?? -1
+        let joins = cgroup?.tasks.map(\.rawValue) ?? []
+        unsafe c.pointee.cgroup_join_count = UInt32(joins.count)
+        unsafe c.pointee.cgroup_join_fds = joins.isEmpty ? nil : UnsafePointer(arena.copy(joins))
         unsafe c.pointee.sync_fd = sync.rawValue
         unsafe c.pointee.report_fd = report.rawValue
         unsafe c.pointee.status_fd = status.rawValue

@@ -92,13 +92,16 @@ public struct ProcessUsage: Sendable, Hashable {
     private let sync: FileDescriptor
     private let report: FileDescriptor
     private var handedOver = false
+    /// The `tasks` files init joins, for messages (`LaunchStage.cgroup`'s index).
+    private let cgroupPaths: [String]
     /// The egress listeners init made inside the sandbox (`plan.egress.listeners`, in order),
     /// received during `go`; the caller takes them (and must close them).
     public private(set) var egressListeners: [FileDescriptor] = []
 
     init(shape: SandboxShape, process: SandboxProcess, arena: SharedArena, cPlan: UnsafeMutablePointer<corral_launch_plan>,
-         sync: FileDescriptor, report: FileDescriptor) {
+         sync: FileDescriptor, report: FileDescriptor, cgroupPaths: [String]) {
         self.shape = shape
+        self.cgroupPaths = cgroupPaths
         self.process = process
         self.arena = arena
         unsafe self.cPlan = cPlan
@@ -182,7 +185,8 @@ public struct ProcessUsage: Sendable, Hashable {
         let errno = Errno(rawValue: failure.err)
         var error = CorralError(stage == .exec ? .execFailed : .setupFailed, stage: stage, index: failure.index,
                                 operation: stage?.operation ?? "setup",
-                                path: Launcher.path(for: stage, index: failure.index, in: prepared),
+                                path: stage == .cgroup ? cgroupPaths.dropFirst(Int(failure.index)).first
+                                    : Launcher.path(for: stage, index: failure.index, in: prepared),
                                 errno: errno, location: Launcher.location(for: stage, index: failure.index, in: prepared))
         let i = Int(failure.index)
         if stage == .mountSources, i < prepared.mountOps.count, prepared.mountOps[i].kind == CORRAL_MOUNT_OVERLAY {
@@ -207,15 +211,21 @@ public enum Launcher {
     /// the caller compiles and materialises the plan. Then call `go` with a plan of the same
     /// shape.
     /// - Parameter stdio: descriptors for the command's 0, 1, 2; -1 inherits Corral's own.
-    public static func start(_ shape: SandboxShape, stdio: [Int32] = [-1, -1, -1]) throws(CorralError) -> PendingLaunch {
+    /// - Parameter cgroup: the run's group (``RunCgroup/openJoin()``): init is cloned into it
+    ///   and in every process of the sandbox from its first step on. The caller keeps and
+    ///   closes the handles.
+    public static func start(_ shape: SandboxShape, stdio: [Int32] = [-1, -1, -1],
+                             cgroup: CgroupJoin? = nil) throws(CorralError) -> PendingLaunch {
         // From the arena's mmap until it is marked MADV_DONTFORK, a concurrent run's clone
         // would inherit it: one launch at a time through this window.
-        try launchWindow.withLock { _ throws(CorralError) -> PendingLaunch in try startLocked(shape, stdio: stdio) }
+        try launchWindow.withLock { _ throws(CorralError) -> PendingLaunch in
+            try startLocked(shape, stdio: stdio, cgroup: cgroup)
+        }
     }
 
     private static let launchWindow = Mutex(())
 
-    private static func startLocked(_ shape: SandboxShape, stdio: [Int32]) throws(CorralError) -> PendingLaunch {
+    private static func startLocked(_ shape: SandboxShape, stdio: [Int32], cgroup: CgroupJoin?) throws(CorralError) -> PendingLaunch {
         let arena = try SharedArena()
         let sync: (parent: FileDescriptor, child: FileDescriptor)
         // The report channel is a socket, not a pipe: the watch program's listener travels on it.
@@ -240,7 +250,7 @@ public enum Launcher {
             throw CorralError(.setupFailed, operation: "pipe2", errno: error)
         }
         let cPlan = unsafe arena.buffer(of: corral_launch_plan.self, count: 1)
-        unsafe writeEarlyFields(cPlan, shape: shape, arena: arena, stdio: stdio, sync: sync.child,
+        unsafe writeEarlyFields(cPlan, shape: shape, arena: arena, stdio: stdio, cgroup: cgroup, sync: sync.child,
                                 report: report.writeEnd, status: status.writeEnd)
         var pid: pid_t = 0
         var pidfd: Int32 = -1
@@ -254,6 +264,10 @@ public enum Launcher {
             report.readEnd.closeChecked()
             status.readEnd.closeChecked()
             let error = Errno(rawValue: rc)
+            if let cgroup, cgroup.folder != nil, error != .permissionDenied, error != .invalidArgument {
+                throw CorralError(.setupFailed, operation: "clone3 into the run's cgroup", path: cgroup.folderPath, errno: error,
+                                  hint: CgroupHints.hint(for: error))
+            }
             throw CorralError(.kernelUnsupported, operation: "clone3", errno: error,
                               hint: error == .permissionDenied || error == .invalidArgument
                                   ? "this host does not let this user create the sandbox's namespaces; see `corral probe`"
@@ -261,7 +275,7 @@ public enum Launcher {
         }
         let process = SandboxProcess(pid: pid, pidfd: FileDescriptor(rawValue: pidfd), statusRead: status.readEnd)
         return unsafe PendingLaunch(shape: shape, process: process, arena: arena, cPlan: cPlan,
-                                    sync: sync.parent, report: report.readEnd)
+                                    sync: sync.parent, report: report.readEnd, cgroupPaths: cgroup?.taskPaths ?? [])
     }
 
     /// `start` and `go` in one, for callers with nothing to overlap.

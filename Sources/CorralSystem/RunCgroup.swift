@@ -157,6 +157,41 @@ public final class RunCgroup: Sendable {
 
     // MARK: - Membership
 
+    /// Handles that let a new process start inside the group rather than be moved there: the
+    /// v2 group's folder, for clone3's `CLONE_INTO_CGROUP`, and each v1 group's `tasks` file,
+    /// into which the process writes "0" itself (the launcher's first step). Moving a process
+    /// from outside (``attach(pid:)``) makes the kernel wait out an RCU grace period, 3-13 ms
+    /// here; neither of these does (see `cgroup_fd` in corral_launch.h). The caller closes
+    /// them once the process is cloned.
+    ///
+    /// - Throws: `CorralError` (`.setupFailed`) naming the folder or file that did not open.
+    public func openJoin() throws(CorralError) -> CgroupJoin {
+        var join = CgroupJoin()
+        do throws(CorralError) {
+            for directory in directories {
+                let isUnified = directory == unifiedDirectory
+                let path = isUnified ? directory : directory + "/tasks"
+                let flags = isUnified ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : O_WRONLY | O_CLOEXEC
+                let fd: Int32
+                do { fd = try valueOrErrno { system_open(path, flags) }.get() } catch {
+                    throw CorralError(.setupFailed, operation: "open", path: path, errno: error,
+                                      hint: CgroupHints.hint(for: error))
+                }
+                if isUnified {
+                    join.folder = FileDescriptor(rawValue: fd)
+                    join.folderPath = path
+                } else {
+                    join.tasks.append(FileDescriptor(rawValue: fd))
+                    join.taskPaths.append(path)
+                }
+            }
+        } catch {
+            join.close()
+            throw error
+        }
+        return join
+    }
+
     /// Places process `pid` (and, from then on, every process it starts) in the run's group
     /// in every hierarchy. Call it while the process waits for the go-ahead, before it can
     /// fork. A failure midway leaves the process in some of the groups: kill it.
@@ -205,6 +240,24 @@ public final class RunCgroup: Sendable {
         if let pids { usage.readProcesses { CgroupFS.read(pids.directory + "/" + $0) } }
         if let cpuUsage { usage.readCPU(version: cpuUsage.version) { CgroupFS.read(cpuUsage.directory + "/" + $0) } }
         return usage
+    }
+}
+
+/// What a new process needs to start inside a run's group: see ``RunCgroup/openJoin()``.
+public struct CgroupJoin: Sendable {
+    /// The v2 group's folder (`CLONE_INTO_CGROUP`), when the group has one.
+    public var folder: FileDescriptor?
+    public var folderPath: String?
+    /// The v1 groups' `tasks` files, opened for writing.
+    public var tasks: [FileDescriptor] = []
+    /// Their paths, for messages.
+    public var taskPaths: [String] = []
+
+    public init() {}
+
+    public func close() {
+        folder?.closeChecked()
+        for fd in tasks { fd.closeChecked() }
     }
 }
 

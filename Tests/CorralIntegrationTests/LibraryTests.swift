@@ -1,5 +1,6 @@
 import Corral
 import Foundation
+import Synchronization
 import Testing
 
 /// The Swift library, driven in-process: `Corral.run` returns the command's termination and
@@ -42,6 +43,42 @@ struct LibraryTests {
             } throws: { error in
                 let error = try #require(error as? CorralError)
                 return error.stage == .exec && error.errno == .noSuchFileOrDirectory && error.code == .execFailed
+            }
+        }
+    }
+
+    /// The sandbox starts inside its run's cgroup in every hierarchy, without the supervisor
+    /// moving it: cloned into the v2 group, and moved into each v1 group by init itself. Read
+    /// from the host while the command runs: init's memory, pids and v2 lines all name the
+    /// same run group of this supervisor (a v1 join that did not happen would leave init in
+    /// this process's group there).
+    @Test(.enabled(if: HostSupport.runCgroupsUnavailable == nil, "\(HostSupport.runCgroupsUnavailable ?? "")"))
+    func theSandboxStartsInsideItsCgroupEverywhere() async throws {
+        try await withSandbox(.root) { sandbox in
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.limits = ["memory: 128MiB", "processes: 32"]
+            let loaded = try Corral.loadProfile(at: try sandbox.write(manifest))
+            let membership = Mutex<[String]>([])
+            var options = RunOptions(command: [sandbox.probe, "sleep", "0.3"], environment: [:])
+            options.quiet = true
+            options.eventObserver = { event in
+                guard event.type == .start, let pid = event.pid,
+                      let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return }
+                membership.withLock { $0 = text.split(separator: "\n").map(String.init) }
+            }
+            let result = try await Corral.run(loaded, options: options)
+            #expect(result.termination == .exited(0))
+            let lines = membership.withLock { $0 }
+            func group(_ controller: String) -> String? {
+                lines.first { $0.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).dropFirst().first.map(String.init) == controller }?
+                    .split(separator: "/").last.map(String.init)
+            }
+            let prefix = "corral-\(getpid())-"
+            let memory = try #require(group("memory"), "\(lines)")
+            #expect(memory.hasPrefix(prefix), "\(lines)")
+            #expect(group("pids") == memory, "\(lines)")
+            if FileManager.default.isWritableFile(atPath: "/sys/fs/cgroup/unified") {
+                #expect(group("") == memory, "\(lines)")
             }
         }
     }

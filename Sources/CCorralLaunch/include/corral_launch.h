@@ -52,7 +52,8 @@ enum corral_stage {
     CORRAL_STAGE_SECCOMP = 20,       ///< index = program
     CORRAL_STAGE_EXEC = 21,
     CORRAL_STAGE_NAMESPACES = 22,    ///< unshare of the mount, network, ipc, uts, cgroup namespaces
-    CORRAL_STAGE_COUNT = 23,
+    CORRAL_STAGE_CGROUP = 23,        ///< joining the run's v1 cgroups (index = `cgroup_join_fds` entry)
+    CORRAL_STAGE_COUNT = 24,
 };
 
 /// What the child writes to `report_fd`: the first record is a failure (a step failed) or,
@@ -195,6 +196,20 @@ struct corral_launch_plan {
                       ///< CORRAL_REPORT_SOCKET with each egress listener;
                       ///< end-of-file = the command was executed
     int status_fd;    ///< write end; init writes the command's 4-byte wait status
+
+    // The run's cgroup (early). The child is born in it, or moves itself there as its first
+    // step, instead of being migrated by the parent: writing a pid to `cgroup.procs` moves
+    // a whole thread group, for which the kernel takes cgroup_threadgroup_rwsem for writing,
+    // and that waits out an RCU grace period (3-13 ms here). clone3's CLONE_INTO_CGROUP
+    // takes the lock only for reading, and a thread writing "0" to a v1 `tasks` file moves
+    // itself alone, which needs no such lock (kernel/cgroup/cgroup.c,
+    // cgroup_procs_write_start: "If we migrate a single thread ... we can skip the global
+    // lock"). Both need Linux 5.7, as the rest of the launcher already does.
+    int cgroup_fd;                        ///< the v2 group's folder for CLONE_INTO_CGROUP; -1 = none
+    uint32_t cgroup_join_count;
+    const int *cgroup_join_fds;           ///< v1 groups' `tasks` files, opened O_WRONLY by the
+                                          ///< parent (whose credentials the kernel checks);
+                                          ///< the child writes "0" to each, then they are closed
 
     // The shared arena itself (early), unmapped by init once the command is running.
     void *arena_base;
