@@ -1,3 +1,4 @@
+import CorralAudit
 import Logging
 @_exported import CorralPlan
 @_exported import CorralProfile
@@ -137,6 +138,15 @@ public enum Corral {
     /// - Throws: `CorralError`, as `run`.
     public static func runBlocking(_ loaded: LoadedProfile, options: RunOptions) throws(CorralError) -> RunResult {
         try Supervisor(loaded: loaded, options: options).run()
+    }
+
+    /// Starts loading the audit log's signing key (in `stateDirectory`, by default the one the
+    /// process environment names) on another thread; a run started later in this process
+    /// finds it loaded. Optional: a run loads the key itself otherwise. Call it after
+    /// `blockForwardedSignals`, which must come before any thread exists.
+    public static func preloadAuditKey(stateDirectory: String? = nil) {
+        guard let state = stateDirectory ?? StateDirectory.path(environment: HostEnvironment.environment()) else { return }
+        AuditLog.preloadKey(keyFolder: StateDirectory.keyFolder(state: state))
     }
 
     /// Blocks `signals` in the calling thread so a later run can forward them; call it early

@@ -1,6 +1,7 @@
 import CorralSystem
 import Crypto
 import FoundationEssentials
+import Synchronization
 
 /// The Ed25519 key that signs run ends and the log's head.
 ///
@@ -76,6 +77,31 @@ struct AuditSigningKey: Sendable {
         }
     }
 
+    /// A key being loaded ahead of its use (`AuditLog.preloadKey`): the folder, and the
+    /// thread that loads it.
+    private static let preloading = Mutex<(folder: String, thread: HostEnvironment.JoinableThread)?>(nil)
+    private static let preloaded = Mutex<(folder: String, key: AuditSigningKey)?>(nil)
+
+    /// Starts loading the key in `folder` on a thread of its own (reading it and deriving its
+    /// public half costs a quarter of a millisecond, which `corral run` spends while it reads
+    /// the manifest). A key that does not exist yet is left to `loadOrCreate`, as is any error.
+    static func preload(folder: String) {
+        let thread = HostEnvironment.startJoinableThread {
+            if let key = try? read(AuditKey.privateKeyPath(folder: folder)) {
+                preloaded.withLock { $0 = (folder, key) }
+            }
+        }
+        preloading.withLock { $0 = (folder, thread) }
+    }
+
+    /// The key `preload` loaded from `folder`, if it did.
+    private static func takePreloaded(folder: String) -> AuditSigningKey? {
+        guard let pending = preloading.withLock({ slot in defer { slot = nil }; return slot }) else { return nil }
+        HostEnvironment.join(pending.thread)
+        guard pending.folder == folder else { return nil }
+        return preloaded.withLock { slot in defer { slot = nil }; return slot?.folder == folder ? slot?.key : nil }
+    }
+
     /// The key in `folder`, created when there is none. Concurrent first uses agree on one
     /// key: each writes a complete candidate under a temporary name and `link`s it into
     /// place; `link` fails with EEXIST for all but the first, and those read the winner's.
@@ -85,7 +111,9 @@ struct AuditSigningKey: Sendable {
             throw CorralError(.setupFailed, operation: "create audit key folder", path: folder, errno: error)
         }
         let key: AuditSigningKey
-        if let existing = try read(path) {
+        var existing = takePreloaded(folder: folder)
+        if existing == nil { existing = try read(path) }
+        if let existing {
             key = existing
         } else {
             let candidate = Curve25519.Signing.PrivateKey()

@@ -82,6 +82,12 @@ public final class AuditLog: Sendable {
         self.durable = durable
     }
 
+    /// Starts loading the signing key in `keyFolder` on another thread, so that opening a
+    /// log with that key folder later in this process finds it loaded.
+    public static func preloadKey(keyFolder: String) {
+        AuditSigningKey.preload(folder: keyFolder)
+    }
+
     /// The public half of the signing key (32 bytes), and its identity as written in signed events.
     public var publicKey: [UInt8] { key.publicKey }
     public var keyIdentity: String { key.identity }

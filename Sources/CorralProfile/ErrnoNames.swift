@@ -6,7 +6,9 @@
 public enum ErrnoNames {
     /// The canonical name of an errno value, or nil if Linux does not define it.
     public static func name(of value: Int32) -> String? {
-        byValue[value]
+        // A scan of the sorted table: no dictionary to build on the launch path, where the
+        // plan's text names an errno or two.
+        all.first { $0.value == value }?.name
     }
 
     /// The value of an errno name (canonical or alias), or nil if unknown. Names are case-sensitive.
@@ -154,12 +156,6 @@ public enum ErrnoNames {
         ("EWOULDBLOCK", 11),  // EAGAIN
         ("EDEADLOCK", 35),  // EDEADLK
     ]
-
-    private static let byValue: [Int32: String] = {
-        var table: [Int32: String] = [:]
-        for entry in all { table[entry.value] = entry.name }
-        return table
-    }()
 
     private static let byName: [String: Int32] = {
         var table: [String: Int32] = [:]

@@ -58,7 +58,13 @@ extension StateFiles {
     /// Random hex digits from the kernel (run ids).
     public static func randomHex(bytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()  // getrandom(2)
-        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for _ in 0..<count {
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            text += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]]
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 
