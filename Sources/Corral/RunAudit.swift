@@ -6,7 +6,8 @@ import Synchronization
 /// actions, limits, network decisions, the transaction) are buffered and appended in batches
 /// — every `flushInterval` while the run goes, and at the end with the signed run report —
 /// each batch one locked write, so concurrent runs interleave whole batches. The run-start
-/// entry leads the first batch: a run shorter than `flushInterval` costs one append.
+/// entry leads the first batch, due `firstFlush` after the start: a run that ends sooner
+/// costs one append.
 final class RunAudit: @unchecked Sendable {
     // @unchecked: `startJob` is set once by the supervising thread before it is read by it.
     let run: String
@@ -14,13 +15,16 @@ final class RunAudit: @unchecked Sendable {
     private let buffer = Mutex<[AuditLog.Entry]>([])
     private let lastFlush: Mutex<Double>
     static let flushInterval = 0.25
+    static let firstFlush = 0.02
 
     /// Opens the log (`audit.log` of the manifest, else the state directory's), creating the
     /// signing key on first use. Secrets' values are redacted from every entry.
     init(log path: String, state: String, run: String, secrets: [String]) throws(CorralError) {
         self.run = run
         log = try AuditLog(path: path, keyFolder: StateDirectory.keyFolder(state: state), redacting: secrets)
-        lastFlush = Mutex(HostEnvironment.monotonicSeconds())
+        // The first batch (with the run-start entry) is due `firstFlush` in: a run that ends
+        // sooner makes one append, and a longer one is on record within that time.
+        lastFlush = Mutex(HostEnvironment.monotonicSeconds() - Self.flushInterval + Self.firstFlush)
         // The signing key, every run's staged writes and the log itself are masked in the
         // sandbox wherever a read or write path would show them: a sandbox that could read the
         // key could forge the log, and one that could write the log could cut its tail.
