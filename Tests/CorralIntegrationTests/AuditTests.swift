@@ -15,6 +15,27 @@ import Testing
 
     static func payload(_ entry: [String: Any]) -> [String: Any] { entry["payload"] as? [String: Any] ?? [:] }
 
+    /// Entries are batched (a run that ends within 20 ms makes one append), but a longer run
+    /// has its run-start on record while it still goes.
+    @Test("run-start is on record while a run goes")
+    func runStartIsWrittenEarly() async throws {
+        try await withSandbox(.root) { sandbox in
+            let path = try sandbox.write(Manifest(sandbox: sandbox))
+            let running = Task { try await sandbox.run(path, [sandbox.probe, "sleep", "1.5"]) }
+            var seen: [String?] = []
+            for _ in 0..<100 where !seen.contains("run-start") {
+                try await Task.sleep(for: .milliseconds(10))
+                seen = ((try? Self.entries(sandbox)) ?? []).map { $0["type"] as? String }
+            }
+            #expect(seen == ["run-start"], "while the command sleeps: \(seen)")
+            let start = try #require(try Self.entries(sandbox).first)
+            #expect((Self.payload(start)["startedAt"] as? String)?.hasSuffix("Z") == true, "\(start)")
+            let run = try await running.value
+            #expect(run.status == 0, "\(run)")
+            #expect(try Self.entries(sandbox).map { $0["type"] as? String } == ["run-start", "run-end"])
+        }
+    }
+
     @Test("a run is audited: start with digests, watched calls, rule and kill, signed end; verify passes",
           arguments: RunAs.allCases)
     func runIsAudited(_ runAs: RunAs) async throws {
