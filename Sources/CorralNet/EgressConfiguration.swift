@@ -46,8 +46,18 @@ public struct EgressConfiguration: Sendable {
     public var maxHeadBytes: Int = 16 * 1024
     /// Decision lines buffered for a slow supervisor before lines are dropped.
     public var controlBufferBytes: Int = 1 << 20
-    /// Event loop threads.
+    /// Event loop threads, and as many splice workers.
     public var threads: Int = 2
+    /// Relay established tunnels (CONNECT, SOCKS5, forwards) with splice(2) on threads of
+    /// their own; false keeps them in NIO (which copies every byte through user space).
+    public var splice = true
+    /// A spliced tunnel's pipes start at the kernel's default (64 KiB); the pipe of a
+    /// direction that fills it grows to this size (fewer system calls per byte)...
+    public var splicePipeBytes = 1 << 20
+    /// ...while all grown pipes together stay within this many bytes beyond the default.
+    /// Pipe pages count against the user's pipe-user-pages-soft (16,384 pages, 64 MiB, by
+    /// default); past it, new pipes get two pages, which still works, more slowly.
+    public var splicePipeBudget = 32 << 20
 
     public init(policy: EgressPolicy) {
         self.policy = policy

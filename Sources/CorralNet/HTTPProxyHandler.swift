@@ -200,29 +200,31 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func startTunnel(_ context: ChannelHandlerContext, _ upstream: Channel) {
         state = .done
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(
-            string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
+        let reply = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(
+            string: "HTTP/1.1 200 Connection Established\r\n\r\n")))
         let channel = context.channel
-        let tunnel = startRelay(client: channel, upstream: upstream, idleTimeout: configuration.idleTimeout,
-                                maxDuration: configuration.maxDuration)
-        let clientEnded = clientEnded
+        let starter = TunnelStarter(services: services, upstream: upstream, early: nil, clientEnded: clientEnded,
+                                    reply: reply)
         // The decoder hands the bytes it holds past the CONNECT head to the next handler
-        // (the relay) when it is removed; this handler and the head limit go first.
+        // (the starter) when it is removed; this handler and the head limit go first.
         let pipeline = channel.pipeline.syncOperations
+        do {
+            try pipeline.addHandler(starter)
+        } catch {
+            channel.close(promise: nil)
+            upstream.close(promise: nil)
+            return
+        }
         if let limit = try? pipeline.handler(type: HeadLimitHandler.self) {
             pipeline.removeHandler(limit, promise: nil)
         }
         pipeline.removeHandler(context: context, promise: nil)
         if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-            // Those bytes come as a read with no read-complete after it: flush them.
             let removed = channel.eventLoop.makePromise(of: Void.self)
             pipeline.removeHandler(decoder, promise: removed)
-            removed.futureResult.whenComplete { _ in
-                upstream.flush()
-                if clientEnded { tunnel.inputEndedBeforeStart() }  // after the bytes it held
-            }
-        } else if clientEnded {
-            tunnel.inputEndedBeforeStart()
+            removed.futureResult.assumeIsolated().whenComplete { _ in starter.begin() }
+        } else {
+            starter.begin()
         }
     }
 

@@ -1,0 +1,359 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import CorralNet
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// Established tunnels leave NIO for the splice workers: these check that they carry every
+/// byte in order both ways, pass each FIN on, keep the idle timeout, the lifetime and the
+/// connection cap, and end with the proxy. `tunnelsSpliced` counts the hand-overs, so each
+/// test also fails if its tunnel stayed with the NIO relay.
+@Suite struct SpliceTests {
+    enum Path: String, CaseIterable, Sendable {
+        case connect, socks5, forward
+    }
+
+    /// A client connected through `path` to 127.0.0.1:`port`, past the proxy's handshake.
+    static func open(_ path: Path, _ harness: Harness, port: UInt16, timeout: Int = 5) throws -> TestClient {
+        switch path {
+        case .connect:
+            let client = try TestClient(port: harness.httpPort, timeout: timeout)
+            client.send("CONNECT 127.0.0.1:\(port) HTTP/1.1\r\n\r\n")
+            try #require(client.receiveHead() == "HTTP/1.1 200 Connection Established\r\n\r\n")
+            return client
+        case .socks5:
+            let client = try TestClient(port: harness.socksPort, timeout: timeout)
+            client.send([5, 1, 0])
+            try #require(client.receive(count: 2) == [5, 0])
+            client.send([5, 1, 0, 1, 127, 0, 0, 1, UInt8(port >> 8), UInt8(port & 0xFF)])
+            try #require(Array(client.receive(count: 10).prefix(2)) == [5, 0])
+            return client
+        case .forward:
+            return try TestClient(port: harness.forwardPorts[0], timeout: timeout)
+        }
+    }
+
+    /// Whether `condition` holds within 5 s (the hand-over follows the reply by a moment).
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<500 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    static func harness(_ port: UInt16, configure: (inout EgressConfiguration) -> Void = { _ in }) throws -> Harness {
+        try Harness(allow: ["127.0.0.1:\(port)"], forwards: ["127.0.0.1:\(port)"], configure: configure)
+    }
+
+    /// 64 MiB up, the client's FIN, 64 MiB back: the upstream sees exactly the bytes sent
+    /// and the FIN after them, and the client the upstream's bytes and its FIN.
+    @Test(arguments: Path.allCases)
+    func largeTransferArrivesByteExactBothWays(path: Path) async throws {
+        let size = 64 << 20
+        let received = StreamRecord()
+        let server = try TestServer { StreamServer(record: received, replyBytes: size, replySeed: 2) }
+        let harness = try Self.harness(server.port)
+        let client = try Self.open(path, harness, port: server.port, timeout: 60)
+        var sent = StreamDigest()
+        for chunk in 0..<size / Pattern.chunkSize {
+            let bytes = Pattern.chunk(chunk, seed: 1)
+            bytes.withUnsafeBytes { sent.update($0) }
+            client.send(bytes)
+        }
+        client.shutdownWrite()
+        var back = StreamDigest()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            buffer.withUnsafeBytes { back.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        }
+        var expected = StreamDigest()
+        for chunk in 0..<size / Pattern.chunkSize { Pattern.chunk(chunk, seed: 2).withUnsafeBytes { expected.update($0) } }
+        #expect(received.digest == sent.value)
+        #expect(back.value == expected.value)
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        await harness.stop()
+        try await server.stop()
+    }
+
+    /// The upstream speaks first and shuts its output: the client reads the banner and the
+    /// FIN, and can still send; the upstream reads that and the client's FIN after it.
+    @Test(arguments: Path.allCases)
+    func finPassesEachWayOnItsOwn(path: Path) async throws {
+        let received = StreamRecord()
+        let server = try TestServer { BannerServer(record: received) }
+        let harness = try Self.harness(server.port)
+        let client = try Self.open(path, harness, port: server.port)
+        #expect(client.receiveAll() == Array("banner\n".utf8))  // its FIN came through
+        client.send("after the banner")
+        client.shutdownWrite()
+        #expect(try await received.wait() == "after the banner")
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        #expect(Self.eventually { harness.proxy.openConnections == 0 })  // both FINs passed: the tunnel ended
+        await harness.stop()
+        try await server.stop()
+    }
+
+    @Test func idleTimeoutClosesASplicedTunnel() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port) { $0.idleTimeout = .milliseconds(300) }
+        let client = try Self.open(.connect, harness, port: echo.port)
+        client.send("ping")
+        #expect(client.receive(count: 4) == Array("ping".utf8))
+        let quiet = ContinuousClock.now
+        #expect(client.receiveAll() == [])  // closed by the proxy (the receive timeout is 5 s)
+        let elapsed = ContinuousClock.now - quiet
+        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(4), "\(elapsed)")
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        #expect(Self.eventually { harness.proxy.openConnections == 0 })
+        await harness.stop()
+        try await echo.stop()
+    }
+
+    /// Traffic every 50 ms keeps the idle timeout away; the lifetime ends the tunnel anyway.
+    @Test func maximumLifetimeClosesABusySplicedTunnel() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port) { $0.maxDuration = .milliseconds(600) }
+        let client = try Self.open(.socks5, harness, port: echo.port)
+        let start = ContinuousClock.now
+        var echoed = 0
+        while ContinuousClock.now - start < .seconds(4) {
+            client.send("x")
+            guard client.receive(count: 1) == Array("x".utf8) else { break }
+            echoed += 1
+            usleep(50_000)
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(echoed >= 3)
+        #expect(elapsed >= .milliseconds(550) && elapsed < .seconds(3), "\(elapsed)")
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        await harness.stop()
+        try await echo.stop()
+    }
+
+    /// A spliced tunnel keeps its place under `maxConnections` until it ends.
+    @Test func splicedTunnelCountsAgainstTheCap() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port) { $0.maxConnections = 1 }
+        var first: TestClient? = try Self.open(.connect, harness, port: echo.port)
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        let refused = try TestClient(port: harness.httpPort)
+        #expect(refused.receiveText().hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+        first?.shutdownWrite()
+        #expect(first?.receiveAll() == [])
+        first = nil
+        #expect(Self.eventually { harness.proxy.openConnections == 0 })
+        let later = try Self.open(.connect, harness, port: echo.port)
+        later.send("again")
+        #expect(later.receive(count: 5) == Array("again".utf8))
+        await harness.stop()
+        try await echo.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func stoppingTheProxyClosesSplicedTunnels() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port)
+        let client = try Self.open(.forward, harness, port: echo.port)
+        client.send("x")
+        #expect(client.receive(count: 1) == Array("x".utf8))
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        await harness.stop()
+        #expect(client.receiveAll() == [])
+        #expect(harness.proxy.openConnections == 0)
+        try await echo.stop()
+    }
+
+    @Test func withSplicingOffTheNIORelayCarriesTunnels() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port) { $0.splice = false }
+        let client = try Self.open(.connect, harness, port: echo.port)
+        client.send("relayed")
+        #expect(client.receive(count: 7) == Array("relayed".utf8))
+        client.shutdownWrite()
+        #expect(client.receiveAll() == [])
+        #expect(harness.proxy.tunnelsSpliced == 0)
+        await harness.stop()
+        try await echo.stop()
+    }
+
+    @Test func descriptorCandidateIsReadFromTheDescription() {
+        #expect(ChannelDescriptor.candidate(in: "SocketChannel { BaseSocket { fd=12 }, active = true }") == 12)
+        #expect(ChannelDescriptor.candidate(in: "SocketChannel { active = true }") == nil)
+    }
+}
+
+// MARK: - Test streams
+
+/// A position-dependent digest of a byte stream, fed in pieces of any size: 64-bit words
+/// (little-endian, the last one zero-padded) folded FNV-style, then the length.
+struct StreamDigest: Equatable {
+    private var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var partial: UInt64 = 0
+    private var partialCount = 0
+    private(set) var count = 0
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        while partialCount > 0 && index < bytes.count {
+            add(bytes[index])
+            index += 1
+        }
+        while index + 8 <= bytes.count {
+            mix(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+            index += 8
+        }
+        while index < bytes.count {
+            add(bytes[index])
+            index += 1
+        }
+        count += bytes.count
+    }
+
+    private mutating func add(_ byte: UInt8) {
+        partial |= UInt64(byte) << (8 * partialCount)
+        partialCount += 1
+        if partialCount == 8 {
+            mix(partial)
+            partial = 0
+            partialCount = 0
+        }
+    }
+
+    private mutating func mix(_ word: UInt64) {
+        hash = (hash ^ word) &* 0x0000_0100_0000_01B3
+        hash ^= hash >> 29
+    }
+
+    var value: [UInt64] {
+        var copy = self
+        if copy.partialCount > 0 { copy.mix(copy.partial) }
+        copy.mix(UInt64(count))
+        return [copy.hash, UInt64(count)]
+    }
+}
+
+/// Deterministic test bytes: 1 MiB chunks of xorshift output, each stamped with its number
+/// and seed, so that a dropped, repeated or reordered chunk changes the digest (whose
+/// words depend on their position, see `StreamDigest`).
+enum Pattern {
+    static let chunkSize = 1 << 20
+
+    private static let block: [UInt8] = {
+        var words = [UInt64](repeating: 0, count: chunkSize / 8)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        words.withUnsafeMutableBufferPointer { buffer in
+            for index in buffer.indices {
+                state ^= state << 13
+                state ^= state >> 7
+                state ^= state << 17
+                buffer[index] = state
+            }
+        }
+        return words.withUnsafeBytes { Array($0) }
+    }()
+
+    static func chunk(_ number: Int, seed: UInt64) -> [UInt8] {
+        var bytes = block
+        withUnsafeBytes(of: (UInt64(number) << 8 | seed).littleEndian) { stamp in
+            bytes.withUnsafeMutableBytes { $0.copyMemory(from: stamp) }
+        }
+        return bytes
+    }
+}
+
+/// What a test server received, once its client's FIN came.
+final class StreamRecord: Sendable {
+    private let box = NIOLockedValueBox<(digest: [UInt64]?, bytes: [UInt8])>((nil, []))
+
+    func finish(_ digest: StreamDigest, bytes: [UInt8]) { box.withLockedValue { $0 = (digest.value, bytes) } }
+
+    var digest: [UInt64]? { box.withLockedValue { $0.digest } }
+
+    /// The bytes received, once the FIN came (up to 5 s).
+    func wait() async throws -> String? {
+        for _ in 0..<500 {
+            if let bytes = box.withLockedValue({ $0.digest == nil ? nil : $0.bytes }) {
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            usleep(10_000)
+        }
+        return nil
+    }
+}
+
+/// Digests everything up to the client's FIN, then sends `replyBytes` of `Pattern` and
+/// shuts its output.
+final class StreamServer: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let record: StreamRecord
+    private let replyBytes: Int
+    private let replySeed: UInt64
+    private var digest = StreamDigest()
+
+    init(record: StreamRecord, replyBytes: Int, replySeed: UInt64) {
+        self.record = record
+        self.replyBytes = replyBytes
+        self.replySeed = replySeed
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        unwrapInboundIn(data).withUnsafeReadableBytes { digest.update($0) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else { return }
+        record.finish(digest, bytes: [])
+        var written: EventLoopFuture<Void>?
+        for chunk in 0..<replyBytes / Pattern.chunkSize {
+            written = context.write(wrapOutboundOut(context.channel.allocator.buffer(
+                bytes: Pattern.chunk(chunk, seed: replySeed))))
+        }
+        context.flush()
+        // Once all is written: NIO closes a channel whose input has ended as soon as its
+        // output is shut, and a close drops the writes still queued.
+        let channel = context.channel
+        (written ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+/// Sends `banner\n` and shuts its output at once; records what comes until the FIN.
+final class BannerServer: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let record: StreamRecord
+    private var bytes: [UInt8] = []
+
+    init(record: StreamRecord) { self.record = record }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: "banner\n")), promise: nil)
+        context.close(mode: .output, promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytes += unwrapInboundIn(data).readableBytesView
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else { return }
+        context.close(promise: nil)
+    }
+
+    /// NIO closes a channel whose output is shut at its peer's FIN, without `inputClosed`.
+    func channelInactive(context: ChannelHandlerContext) {
+        record.finish(StreamDigest(), bytes: bytes)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
