@@ -2,6 +2,7 @@
 import Glibc
 #endif
 @testable import CorralNet
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import Testing
@@ -81,18 +82,20 @@ import Testing
     }
 
     /// The upstream speaks first and shuts its output: the client reads the banner and the
-    /// FIN, and can still send; the upstream reads that and the client's FIN after it.
-    @Test(arguments: Path.allCases)
-    func finPassesEachWayOnItsOwn(path: Path) async throws {
+    /// FIN, and can still send; the upstream reads that and the client's FIN after it. With
+    /// splicing off, the NIO relay takes the tunnel over, FIN included (NIO may have read
+    /// the upstream's FIN before the hand-over).
+    @Test(arguments: Path.allCases, [true, false])
+    func finPassesEachWayOnItsOwn(path: Path, splice: Bool) async throws {
         let received = StreamRecord()
         let server = try TestServer { BannerServer(record: received) }
-        let harness = try Self.harness(server.port)
+        let harness = try Self.harness(server.port) { $0.splice = splice }
         let client = try Self.open(path, harness, port: server.port)
         #expect(client.receiveAll() == Array("banner\n".utf8))  // its FIN came through
         client.send("after the banner")
         client.shutdownWrite()
         #expect(try await received.wait() == "after the banner")
-        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == (splice ? 1 : 0) })
         #expect(Self.eventually { harness.proxy.openConnections == 0 })  // both FINs passed: the tunnel ended
         await harness.stop()
         try await server.stop()
@@ -178,6 +181,34 @@ import Testing
         #expect(harness.proxy.tunnelsSpliced == 0)
         await harness.stop()
         try await echo.stop()
+    }
+
+    /// The real `corral-egress`, hardened as in a run (Landlock forbids it /proc, so the
+    /// descriptor must come from NIO, not from /proc/self/fd), splices: two pipes while the
+    /// tunnel is open, none after. Driven by a script (see `fiveHundredConcurrentConnections`).
+    @Test func hardenedProxyProcessSplicesATunnel() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Scripts/spliced_tunnel.py").path
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("corral-egress").path
+        let candidates = [binary, Bundle.main.bundleURL.deletingLastPathComponent()
+            .appendingPathComponent("corral-egress").path]
+        let egress = try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0) },
+                                  "corral-egress is built next to the tests")
+        let outputPath = NSTemporaryDirectory() + "/corral-splice-\(UUID().uuidString)"
+        try #require(FileManager.default.createFile(atPath: outputPath, contents: nil))
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let output = try #require(FileHandle(forWritingAtPath: outputPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [script, egress]
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        try output.close()
+        let text = try String(contentsOfFile: outputPath, encoding: .utf8)
+        // Two pipes, a read and a write end each.
+        #expect(text == "echo ok\npipes open +4\npipes after +0\nexit 0\n", "\(text)")
     }
 
     @Test func descriptorCandidateIsReadFromTheDescription() {
