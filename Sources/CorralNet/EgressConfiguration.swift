@@ -51,13 +51,17 @@ public struct EgressConfiguration: Sendable {
     /// Relay established tunnels (CONNECT, SOCKS5, forwards) with splice(2) on threads of
     /// their own; false keeps them in NIO (which copies every byte through user space).
     public var splice = true
+    /// Tunnels spliced at once; the next ones are relayed by NIO. With the budget below,
+    /// the proxy's pipes stay within 12,288 pages (256 × 2 × 16 of the default size, plus
+    /// 4,096 grown), under the 16,384 of pipe-user-pages-soft: pipe pages count per user,
+    /// and past that limit every new pipe of the user's processes without
+    /// CAP_SYS_RESOURCE gets two pages.
+    public var spliceMaxTunnels = 256
     /// A spliced tunnel's pipes start at the kernel's default (64 KiB); the pipe of a
     /// direction that fills it grows to this size (fewer system calls per byte)...
     public var splicePipeBytes = 1 << 20
     /// ...while all grown pipes together stay within this many bytes beyond the default.
-    /// Pipe pages count against the user's pipe-user-pages-soft (16,384 pages, 64 MiB, by
-    /// default); past it, new pipes get two pages, which still works, more slowly.
-    public var splicePipeBudget = 32 << 20
+    public var splicePipeBudget = 16 << 20
 
     public init(policy: EgressPolicy) {
         self.policy = policy

@@ -48,7 +48,8 @@ public final class EgressProxy: Sendable {
             do {
                 splicer = try Splicer.start(threads: configuration.threads,
                                             pipeBudget: PipeBudget(target: configuration.splicePipeBytes,
-                                                                   total: configuration.splicePipeBudget))
+                                                                   total: configuration.splicePipeBudget),
+                                            maxTunnels: configuration.spliceMaxTunnels)
             } catch {
                 for fd in [listeners.http, listeners.socks].compactMap({ $0 }) + listeners.forwards.map(\.fd) + [controlFD] {
                     close(fd)

@@ -17,18 +17,22 @@ final class Splicer: Sendable {
     private let workers: [SpliceWorker]
     private let turn = Mutex(0)
     let pipeBudget: PipeBudget
+    /// Tunnels spliced at once, at most; the next ones stay with the NIO relay.
+    let maxTunnels: Int
+    private let live = Atomic<Int>(0)
     private let started = Atomic<Int>(0)
 
-    private init(workers: [SpliceWorker], pipeBudget: PipeBudget) {
+    private init(workers: [SpliceWorker], pipeBudget: PipeBudget, maxTunnels: Int) {
         self.workers = workers
         self.pipeBudget = pipeBudget
+        self.maxTunnels = maxTunnels
     }
 
     /// Starts `threads` workers.
     ///
     /// - Throws: `SpliceFailure` when an epoll or eventfd descriptor or a thread cannot be
     ///   made; the workers already started are stopped.
-    static func start(threads: Int, pipeBudget: PipeBudget) throws(SpliceFailure) -> Splicer {
+    static func start(threads: Int, pipeBudget: PipeBudget, maxTunnels: Int) throws(SpliceFailure) -> Splicer {
         var workers: [SpliceWorker] = []
         for _ in 0..<max(1, threads) {
             do {
@@ -38,7 +42,25 @@ final class Splicer: Sendable {
                 throw error
             }
         }
-        return Splicer(workers: workers, pipeBudget: pipeBudget)
+        return Splicer(workers: workers, pipeBudget: pipeBudget, maxTunnels: maxTunnels)
+    }
+
+    /// Takes one of the `maxTunnels` places; false when none is left. Each tunnel's two
+    /// pipes count against the user's pipe-user-pages-soft (see `PipeBudget`): the cap
+    /// keeps a sandbox that opens many tunnels from pushing the proxy's user past it.
+    func reserveTunnel() -> Bool {
+        var current = live.load(ordering: .relaxed)
+        while current < maxTunnels {
+            let (exchanged, original) = live.compareExchange(expected: current, desired: current + 1,
+                                                             ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func releaseTunnel() {
+        live.subtract(1, ordering: .relaxed)
     }
 
     /// Hands a tunnel to the next worker, which owns it from now on.

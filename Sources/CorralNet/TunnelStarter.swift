@@ -195,20 +195,29 @@ extension ProxyServices {
     /// both NIO channels closed (which closes only NIO's descriptors: no FIN, no reset),
     /// a pipe each way, and the tunnel to a splice worker. The client's connection keeps
     /// its place under `maxConnections` until the tunnel ends. Returns false, with both
-    /// channels untouched, when splicing is off or a descriptor or pipe cannot be had.
+    /// channels untouched, when splicing is off, `spliceMaxTunnels` are spliced already,
+    /// or a descriptor or pipe cannot be had.
     func splice(client: Channel, upstream: Channel) -> Bool {
-        guard let splicer else { return false }
-        guard let clientFD = ChannelDescriptor.duplicate(client) else { return false }
+        guard let splicer, splicer.reserveTunnel() else { return false }
+        guard let clientFD = ChannelDescriptor.duplicate(client) else {
+            splicer.releaseTunnel()
+            return false
+        }
         guard let upstreamFD = ChannelDescriptor.duplicate(upstream) else {
             close(clientFD)
+            splicer.releaseTunnel()
             return false
         }
         guard let tunnel = SpliceTunnel.make(client: clientFD, upstream: upstreamFD, budget: splicer.pipeBudget,
                                              idleTimeout: configuration.idleTimeout,
                                              maxDuration: configuration.maxDuration,
-                                             onEnd: { [self] in releaseTunnelSlot() }) else {
+                                             onEnd: { [self] in
+                                                 splicer.releaseTunnel()
+                                                 releaseTunnelSlot()
+                                             }) else {
             close(clientFD)
             close(upstreamFD)
+            splicer.releaseTunnel()
             return false
         }
         holdTunnelSlot()

@@ -157,6 +157,29 @@ import Testing
         try await echo.stop()
     }
 
+    /// Past `spliceMaxTunnels`, tunnels stay with the NIO relay (and still work); once a
+    /// spliced one ends, the next is spliced again.
+    @Test func tunnelsPastTheSpliceCapAreRelayedByNIO() async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port) { $0.spliceMaxTunnels = 1 }
+        var first: TestClient? = try Self.open(.connect, harness, port: echo.port)
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        let second = try Self.open(.socks5, harness, port: echo.port)
+        second.send("second")
+        #expect(second.receive(count: 6) == Array("second".utf8))
+        #expect(harness.proxy.tunnelsSpliced == 1)
+        first?.shutdownWrite()
+        #expect(first?.receiveAll() == [])
+        first = nil
+        #expect(Self.eventually { harness.proxy.openConnections == 1 })
+        let third = try Self.open(.forward, harness, port: echo.port)
+        third.send("third")
+        #expect(third.receive(count: 5) == Array("third".utf8))
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 2 })
+        await harness.stop()
+        try await echo.stop()
+    }
+
     @Test(.timeLimit(.minutes(1))) func stoppingTheProxyClosesSplicedTunnels() async throws {
         let echo = try TestServer.echo()
         let harness = try Self.harness(echo.port)
