@@ -6,8 +6,8 @@ import NIOCore
 import Synchronization
 
 /// One direction of a spliced tunnel: bytes from `source` go into a pipe with splice(2)
-/// (socket → pipe) and on to `sink` (pipe → socket). The kernel moves page references;
-/// no byte is copied into or out of user space.
+/// (socket → pipe) and on to `sink` (pipe → socket). No byte passes through user space;
+/// the kernel hands on references to the pages that hold the data where it can.
 ///
 /// Kernel behaviour this relies on (splice(2), tcp_splice_read, splice_to_pipe):
 /// - From a socket, `-EAGAIN` means either "no data" or "the pipe has no free slot". A
@@ -163,10 +163,13 @@ final class PipeBudget: Sendable {
 }
 
 /// Why a spliced tunnel ended early (a reset, a peer gone): for tests and debugging; the
-/// tunnel is closed either way, as the NIO relay closes both channels on an error.
-struct SpliceFailure: Error, Equatable {
+/// tunnel is closed either way, as the NIO relay closes both channels on an error. Also
+/// why the splice workers could not start.
+struct SpliceFailure: Error, Equatable, CustomStringConvertible {
     var errno: CInt
     var operation: String
+
+    var description: String { "\(operation): \(String(cString: strerror(errno)))" }
 }
 
 /// An established tunnel relayed by splice(2): the client's and the upstream's sockets
