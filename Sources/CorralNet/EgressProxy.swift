@@ -83,7 +83,7 @@ public final class EgressProxy: Sendable {
                 servers.append(try serve(fd, group: group, services: services) { channel in
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(HeadLimitHandler(limit: configuration.maxHeadBytes))
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(HTTPProxyHandler(services: services))
                 } refusal: { channel in
                     services.log.record(Decision(.error, via: .http, reason: "too many connections"))

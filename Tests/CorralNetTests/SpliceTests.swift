@@ -101,6 +101,22 @@ import Testing
         try await server.stop()
     }
 
+    /// A CONNECT client that sends its first bytes with the head and shuts its output at
+    /// once (before the upstream is connected): the bytes and the FIN still go through
+    /// (NIO's HTTP decoder drops what it holds at an end-of-file; the head limit kept a copy).
+    @Test(arguments: [true, false])
+    func connectBytesAndFINBeforeTheUpstreamGoThrough(splice: Bool) async throws {
+        let echo = try TestServer.echo()
+        let harness = try Self.harness(echo.port) { $0.splice = splice }
+        let client = try TestClient(port: harness.httpPort)
+        client.send("CONNECT 127.0.0.1:\(echo.port) HTTP/1.1\r\n\r\nearly bytes")
+        client.shutdownWrite()
+        #expect(client.receiveHead() == "HTTP/1.1 200 Connection Established\r\n\r\n")
+        #expect(client.receiveText() == "early bytes")
+        await harness.stop()
+        try await echo.stop()
+    }
+
     @Test func idleTimeoutClosesASplicedTunnel() async throws {
         let echo = try TestServer.echo()
         let harness = try Self.harness(echo.port) { $0.idleTimeout = .milliseconds(300) }
