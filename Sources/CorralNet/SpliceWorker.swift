@@ -151,10 +151,12 @@ final class SpliceWorker: @unchecked Sendable {
         let accepted = inbox.withLock { inbox in
             guard !inbox.stopping else { return false }
             inbox.tunnels.append(tunnel)
+            // Under the lock: `stop` closes the eventfd once it has seen `stopping`, and a
+            // write after that could reach whatever descriptor took its number.
+            _ = corral_eventfd_signal(wake)
             return true
         }
         guard accepted else { return tunnel.close() }
-        _ = corral_eventfd_signal(wake)
     }
 
     /// Closes every tunnel of this worker and waits for its thread to end.
