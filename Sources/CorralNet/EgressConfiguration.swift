@@ -46,8 +46,22 @@ public struct EgressConfiguration: Sendable {
     public var maxHeadBytes: Int = 16 * 1024
     /// Decision lines buffered for a slow supervisor before lines are dropped.
     public var controlBufferBytes: Int = 1 << 20
-    /// Event loop threads.
+    /// Event loop threads, and as many splice workers.
     public var threads: Int = 2
+    /// Relay established tunnels (CONNECT, SOCKS5, forwards) with splice(2) on threads of
+    /// their own; false keeps them in NIO (which copies every byte through user space).
+    public var splice = true
+    /// Tunnels spliced at once; the next ones are relayed by NIO. With the budget below,
+    /// the proxy's pipes stay within 12,288 pages (256 × 2 × 16 of the default size, plus
+    /// 4,096 grown), under the 16,384 of pipe-user-pages-soft: pipe pages count per user,
+    /// and past that limit every new pipe of the user's processes without
+    /// CAP_SYS_RESOURCE gets two pages.
+    public var spliceMaxTunnels = 256
+    /// A spliced tunnel's pipes start at the kernel's default (64 KiB); the pipe of a
+    /// direction that fills it grows to this size (fewer system calls per byte)...
+    public var splicePipeBytes = 1 << 20
+    /// ...while all grown pipes together stay within this many bytes beyond the default.
+    public var splicePipeBudget = 16 << 20
 
     public init(policy: EgressPolicy) {
         self.policy = policy

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -26,16 +29,34 @@ public final class EgressProxy: Sendable {
     /// Client connections open now.
     public var openConnections: Int { services.openConnections }
 
+    /// Tunnels handed to the splice workers since the start.
+    var tunnelsSpliced: Int { services.splicer?.tunnelsStarted ?? 0 }
+
     /// Starts serving. Threads are created here (so process hardening must come before).
     ///
     /// - Throws: an error from NIO when a descriptor is not a listening (or connected, for
-    ///   `controlFD`) socket; the descriptors are then closed.
+    ///   `controlFD`) socket; the descriptors are then closed. `SpliceFailure` when the
+    ///   splice workers cannot start (no descriptor for their epoll set, no thread).
     /// - Parameter exitProcessAtEnd: at end-of-file on the control channel, flush the
     ///   decision lines still queued and end the process (`_exit(0)`), instead of closing
     ///   every channel and shutting the threads down. The supervisor's run is over by then;
     ///   the kernel closes what is left. (`corral-egress` sets it; in-process users do not.)
     public static func start(configuration: EgressConfiguration, listeners: EgressListeners,
                              controlFD: CInt, exitProcessAtEnd: Bool = false) throws -> EgressProxy {
+        var splicer: Splicer?
+        if configuration.splice {
+            do {
+                splicer = try Splicer.start(threads: configuration.threads,
+                                            pipeBudget: PipeBudget(target: configuration.splicePipeBytes,
+                                                                   total: configuration.splicePipeBudget),
+                                            maxTunnels: configuration.spliceMaxTunnels)
+            } catch {
+                for fd in [listeners.http, listeners.socks].compactMap({ $0 }) + listeners.forwards.map(\.fd) + [controlFD] {
+                    close(fd)
+                }
+                throw error
+            }
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         let pool = NIOThreadPool(numberOfThreads: 8)
         pool.start()
@@ -45,7 +66,7 @@ public final class EgressProxy: Sendable {
             upstream: Upstream(policy: configuration.policy,
                                resolver: Resolver(pool: pool, timeout: configuration.resolutionTimeout),
                                connectTimeout: configuration.connectTimeout),
-            log: log)
+            log: log, splicer: splicer)
         var servers: [Channel] = []
         let control: Channel
         do {
@@ -62,7 +83,7 @@ public final class EgressProxy: Sendable {
                 servers.append(try serve(fd, group: group, services: services) { channel in
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(HeadLimitHandler(limit: configuration.maxHeadBytes))
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(HTTPProxyHandler(services: services))
                 } refusal: { channel in
                     services.log.record(Decision(.error, via: .http, reason: "too many connections"))
@@ -94,6 +115,7 @@ public final class EgressProxy: Sendable {
             for server in servers { server.close(promise: nil) }
             try? group.syncShutdownGracefully()
             try? pool.syncShutdownGracefully()
+            splicer?.stop()
             throw error
         }
         let proxy = EgressProxy(group: group, pool: pool, servers: servers, control: control, services: services)

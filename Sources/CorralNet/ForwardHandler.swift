@@ -32,12 +32,18 @@ final class ForwardHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if case .connected(let upstream, _, _) = outcome { upstream.close(promise: nil) }
                 return answerAndClose(context, nil)
             }
-            let relay = startRelay(client: context.channel, upstream: upstream,
-                                   idleTimeout: services.configuration.idleTimeout,
-                                   maxDuration: services.configuration.maxDuration, early: early)
+            let starter = TunnelStarter(services: services, upstream: upstream, early: early,
+                                        clientEnded: clientEnded, reply: nil)
             early = nil
-            if clientEnded { relay.inputEndedBeforeStart() }
+            do {
+                try context.pipeline.syncOperations.addHandler(starter)
+            } catch {
+                context.close(promise: nil)
+                upstream.close(promise: nil)
+                return
+            }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            starter.begin()
         }
     }
 

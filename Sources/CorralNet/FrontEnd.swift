@@ -1,12 +1,14 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// What every front end shares: the configuration, the way upstream, the decision log and
-/// the count of open client connections.
+/// What every front end shares: the configuration, the way upstream, the decision log,
+/// the splice workers (nil: tunnels stay with the NIO relay) and the count of open client
+/// connections.
 final class ProxyServices: Sendable {
     let configuration: EgressConfiguration
     let upstream: Upstream
     let log: DecisionLog
+    let splicer: Splicer?
     private struct Clients {
         var admitted = 0
         var channels: [ObjectIdentifier: Channel] = [:]
@@ -14,10 +16,11 @@ final class ProxyServices: Sendable {
 
     private let clients = NIOLockedValueBox(Clients())
 
-    init(configuration: EgressConfiguration, upstream: Upstream, log: DecisionLog) {
+    init(configuration: EgressConfiguration, upstream: Upstream, log: DecisionLog, splicer: Splicer?) {
         self.configuration = configuration
         self.upstream = upstream
         self.log = log
+        self.splicer = splicer
     }
 
     /// Counts a new client connection in; false (and not counted) past the cap. Every
@@ -41,10 +44,24 @@ final class ProxyServices: Sendable {
 
     var openConnections: Int { clients.withLockedValue { $0.admitted } }
 
-    /// Closes every client connection (their relays close the upstream side).
+    /// A client connection whose tunnel leaves NIO for a splice worker keeps its place:
+    /// taken here before its channel closes, given back by `releaseTunnelSlot` when the
+    /// tunnel ends.
+    func holdTunnelSlot() {
+        clients.withLockedValue { $0.admitted += 1 }
+    }
+
+    func releaseTunnelSlot() {
+        clients.withLockedValue { $0.admitted -= 1 }
+    }
+
+    /// Closes every client connection (their relays close the upstream side), then every
+    /// spliced tunnel, and ends the splice workers.
     func closeAll(on eventLoop: EventLoop) -> EventLoopFuture<Void> {
         let channels = clients.withLockedValue { Array($0.channels.values) }
-        return EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: eventLoop)
+        return EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: eventLoop).map { [splicer] in
+            splicer?.stop()
+        }
     }
 }
 

@@ -5,6 +5,12 @@ import NIOHTTP1
 /// Counts the bytes of a request head before NIO's HTTP decoder sees them, and stops a head
 /// larger than the limit (431): llhttp's own limit is far larger. The head ends at the first
 /// empty line (CRLF CRLF, or LF LF, which the decoder also accepts); after it, bytes pass.
+///
+/// It also keeps a copy of the bytes after the head (up to `keptLimit`) until the front end
+/// knows what they are: for a CONNECT they are the tunnel's first bytes. The decoder holds
+/// them too, but drops them when the client's FIN came first (llhttp's decodeLast forwards
+/// left-over bytes only without an end-of-file), which a client that sends and shuts its
+/// output at once does.
 final class HeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -12,11 +18,17 @@ final class HeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Fired (as a user event) once the head has passed the limit; nothing more is passed.
     struct HeadTooLarge {}
 
+    /// Bytes after the head kept at most; past them, `takeAfterHead` has nothing to give.
+    static let keptLimit = 1 << 20
+
     private let limit: Int
     private var count = 0
     private var last: (UInt8, UInt8, UInt8) = (0, 0, 0)
     private var done = false
     private var overflowed = false
+    private var keeping = true
+    private var afterHead: ByteBuffer?
+    private var keptTooMuch = false
 
     init(limit: Int) {
         self.limit = limit
@@ -24,11 +36,16 @@ final class HeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if overflowed { return }
-        if done { return context.fireChannelRead(data) }
         let buffer = unwrapInboundIn(data)
+        if done {
+            keep(buffer)
+            return context.fireChannelRead(data)
+        }
         let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        var consumed = 0
         for byte in buffer.readableBytesView {
             count += 1
+            consumed += 1
             last = (last.1, last.2, byte)
             if byte == lf && (last.1 == lf || (last.1 == cr && last.0 == lf)) {
                 done = true
@@ -41,7 +58,33 @@ final class HeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(HeadTooLarge())
             return
         }
+        if done, consumed < buffer.readableBytes,
+           let rest = buffer.getSlice(at: buffer.readerIndex + consumed, length: buffer.readableBytes - consumed) {
+            keep(rest)
+        }
         context.fireChannelRead(data)
+    }
+
+    private func keep(_ bytes: ByteBuffer) {
+        guard keeping else { return }
+        guard (afterHead?.readableBytes ?? 0) + bytes.readableBytes <= Self.keptLimit else {
+            keptTooMuch = true
+            return stopKeeping()
+        }
+        var copy = bytes
+        if afterHead == nil { afterHead = copy } else { afterHead!.writeBuffer(&copy) }
+    }
+
+    /// The request is not a tunnel (or was refused): nothing more is kept.
+    func stopKeeping() {
+        keeping = false
+        afterHead = nil
+    }
+
+    /// The bytes after the head, for a tunnel; nil and false past `keptLimit`.
+    func takeAfterHead() -> (bytes: ByteBuffer?, complete: Bool) {
+        defer { stopKeeping() }
+        return (afterHead, !keptTooMuch)
     }
 }
 
@@ -168,6 +211,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return refuse(context, .error, via: problem.via, host: problem.host, port: problem.port,
                           status: .badRequest, reason: problem.reason)
         }
+        if !request.isConnect {
+            (try? context.pipeline.syncOperations.handler(type: HeadLimitHandler.self))?.stopKeeping()
+        }
         state = .connecting
         let upstreamRequest = UpstreamRequest(via: request.via, hostText: request.hostText, target: request.target,
                                               port: request.port)
@@ -200,30 +246,36 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func startTunnel(_ context: ChannelHandlerContext, _ upstream: Channel) {
         state = .done
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(
-            string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
         let channel = context.channel
-        let tunnel = startRelay(client: channel, upstream: upstream, idleTimeout: configuration.idleTimeout,
-                                maxDuration: configuration.maxDuration)
-        let clientEnded = clientEnded
-        // The decoder hands the bytes it holds past the CONNECT head to the next handler
-        // (the relay) when it is removed; this handler and the head limit go first.
         let pipeline = channel.pipeline.syncOperations
-        if let limit = try? pipeline.handler(type: HeadLimitHandler.self) {
-            pipeline.removeHandler(limit, promise: nil)
+        // The bytes past the CONNECT head come from the head limit's copy; the decoder,
+        // removed below, drops what it holds (its left-over strategy is `.dropBytes`).
+        let limit = try? pipeline.handler(type: HeadLimitHandler.self)
+        let (early, complete) = limit?.takeAfterHead() ?? (nil, true)
+        guard complete else {
+            // More than a megabyte sent before the 200 (and a FIN, or NIO would not have
+            // read it): no tunnel needs that; the connection ends without a reply.
+            channel.close(promise: nil)
+            upstream.close(promise: nil)
+            return
         }
+        let reply = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(
+            string: "HTTP/1.1 200 Connection Established\r\n\r\n")))
+        let starter = TunnelStarter(services: services, upstream: upstream, early: early, clientEnded: clientEnded,
+                                    reply: reply)
+        do {
+            try pipeline.addHandler(starter)
+        } catch {
+            channel.close(promise: nil)
+            upstream.close(promise: nil)
+            return
+        }
+        if let limit { pipeline.removeHandler(limit, promise: nil) }
         pipeline.removeHandler(context: context, promise: nil)
         if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-            // Those bytes come as a read with no read-complete after it: flush them.
-            let removed = channel.eventLoop.makePromise(of: Void.self)
-            pipeline.removeHandler(decoder, promise: removed)
-            removed.futureResult.whenComplete { _ in
-                upstream.flush()
-                if clientEnded { tunnel.inputEndedBeforeStart() }  // after the bytes it held
-            }
-        } else if clientEnded {
-            tunnel.inputEndedBeforeStart()
+            pipeline.removeHandler(decoder, promise: nil)
         }
+        starter.begin()
     }
 
     private func startForwarding(_ context: ChannelHandlerContext, _ upstream: Channel, _ request: ParsedRequest) {
@@ -277,6 +329,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Records the decision and answers with `status` and a one-line body the agent can read.
     private func refuse(_ context: ChannelHandlerContext, _ decision: Decision, status: HTTPResponseStatus) {
         state = .done
+        (try? context.pipeline.syncOperations.handler(type: HeadLimitHandler.self))?.stopKeeping()
         services.log.record(decision)
         let body = "corral: \(Decision.escape(decision.reason ?? status.reasonPhrase))\n"
         let response = "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"

@@ -39,6 +39,11 @@ final class RelayHandler: ChannelDuplexHandler {
         closeIfFinished()
     }
 
+    /// As `inputEndedBeforeStart`, for the partner's (the upstream's) peer.
+    func partnerInputEndedBeforeStart() {
+        partner?.inputEndedBeforeStart()
+    }
+
     private init() {}
 
     /// The client's and the upstream's handler, joined.

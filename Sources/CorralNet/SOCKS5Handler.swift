@@ -162,13 +162,20 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
             }
             state = .done
             services.log.record(decision)
-            context.writeAndFlush(wrapOutboundOut(Self.reply(.succeeded, bound: upstream.localAddress,
-                                                             allocator: context.channel.allocator)), promise: nil)
-            let early = buffer
+            let reply = context.writeAndFlush(wrapOutboundOut(Self.reply(.succeeded, bound: upstream.localAddress,
+                                                                         allocator: context.channel.allocator)))
+            let starter = TunnelStarter(services: services, upstream: upstream, early: buffer, clientEnded: false,
+                                        reply: reply)
             buffer = nil
-            startRelay(client: context.channel, upstream: upstream, idleTimeout: services.configuration.idleTimeout,
-                       maxDuration: services.configuration.maxDuration, early: early)
+            do {
+                try context.pipeline.syncOperations.addHandler(starter)
+            } catch {
+                context.close(promise: nil)
+                upstream.close(promise: nil)
+                return
+            }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            starter.begin()
         }
     }
 
