@@ -153,18 +153,35 @@ public enum HostEnvironment {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// The current time as RFC 3339 with nanoseconds, UTC.
-    public static func rfc3339Now() -> String {
+    /// A moment of the realtime clock, kept as numbers so that taking it costs a vDSO call
+    /// and formatting can wait (`rfc3339(_:)`).
+    public struct WallTime: Sendable, Hashable {
+        public var seconds: Int
+        public var nanoseconds: Int
+    }
+
+    /// The realtime clock now.
+    public static func wallTime() -> WallTime {
         var ts = timespec()
         unsafe clock_gettime(CLOCK_REALTIME, &ts)
-        var t = ts.tv_sec
+        return WallTime(seconds: ts.tv_sec, nanoseconds: ts.tv_nsec)
+    }
+
+    /// The current time as RFC 3339 with nanoseconds, UTC.
+    public static func rfc3339Now() -> String {
+        rfc3339(wallTime())
+    }
+
+    /// `time` as RFC 3339 with nanoseconds, UTC.
+    public static func rfc3339(_ time: WallTime) -> String {
+        var t = time_t(time.seconds)
         var parts = unsafe tm()
         unsafe gmtime_r(&t, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        let nanos = String(ts.tv_nsec)
+        let nanos = String(time.nanoseconds)
         return unsafe "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
             + String(repeating: "0", count: 9 - nanos.count) + nanos + "Z"
