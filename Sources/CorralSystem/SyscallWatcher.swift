@@ -25,9 +25,10 @@ public typealias WatchDecider = @Sendable (WatchedCall) -> WatchDecision
 /// queues the run's event) follows the answer; the caller then runs on, while this thread
 /// goes back to waiting.
 public final class SyscallWatcher: @unchecked Sendable {
-    // @unchecked: `thread` and `launchMemory` are set by `serve` before the thread starts;
-    // `finish` reads `thread` on the same (supervisor's) thread. The watcher thread reads only
-    // what `serve` set before starting it, the immutable fields and `log`.
+    // @unchecked: `thread` and `launchMemory` are set by `serve` before the thread starts, and
+    // `waitsInReceiveOverride` (tests) before `serve`, which reads it; `finish` reads `thread`
+    // on the same (supervisor's) thread. The watcher thread reads only what `serve` set before
+    // starting it, the immutable fields and `log`.
     private let syscalls: [Int32: String]
     private let decide: WatchDecider?
     private let observe: (@Sendable (WatchedCall) -> Void)?
