@@ -52,6 +52,14 @@ int corral_notify_wait(int listener) {
     }
 }
 
+int corral_notify_hung_up(int listener) {
+    struct pollfd pfd = {.fd = listener, .events = POLLIN};
+    int n;
+    do { n = poll(&pfd, 1, 0); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) ? 1 : 0;
+}
+
 int corral_notify_receive(int listener, struct corral_notification *out) {
     int size = kernel_notif_size();
     if (size < 0) return size;

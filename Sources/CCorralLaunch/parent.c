@@ -166,6 +166,13 @@ int corral_seccomp_install(const void *filter, uint32_t length) {
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
 }
 
+int corral_seccomp_install_listener(const void *filter, uint32_t length, uint32_t flags) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
+    struct sock_fprog prog = {.len = (unsigned short)length, .filter = (struct sock_filter *)filter};
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    return fd < 0 ? -errno : (int)fd;  // the kernel makes the listener O_CLOEXEC
+}
+
 long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5) {
     long rc = syscall(number, a0, a1, a2, a3, a4, a5);
     return rc < 0 ? -errno : rc;

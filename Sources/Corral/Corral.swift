@@ -35,7 +35,9 @@ public struct RunOptions: Sendable {
     public var logger: Logger?
     /// Where events go as JSON lines (`--events`); nil for none.
     public var eventDescriptor: Int32?
-    /// Called with every event, on the supervising thread.
+    /// Called with every event, in order, on the supervising thread (or on the thread that
+    /// reported the next event: the syscall watcher's, when a monitor rule fires). It must
+    /// not block for long: events are written meanwhile.
     public var eventObserver: (@Sendable (RunEvent) -> Void)?
     /// No warnings or pause notices on stderr.
     public var quiet = false

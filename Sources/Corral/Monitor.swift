@@ -32,6 +32,10 @@ struct MonitorEngine {
     let execAllowed: @Sendable (String) -> Bool
     /// Whether a path lies where the run may write (`filesystem.write`, its private /tmp…).
     let writeAllowed: @Sendable (String) -> Bool
+    /// The syscalls some rule looks at (`MonitorCondition.watchedSyscalls`): a watched call
+    /// of any other syscall cannot fire a rule, and the supervisor answers it without building
+    /// a `Call` (which resolves paths through /proc).
+    let judgedSyscalls: Set<String>
     private var fired: Set<String> = []
     /// Recent call times per syscall, for `rate(…)` rules (only what a window still needs).
     private var recent: [String: [Double]] = [:]
@@ -39,6 +43,7 @@ struct MonitorEngine {
     init(rules: [MonitorRule], execAllowed: @escaping @Sendable (String) -> Bool,
          writeAllowed: @escaping @Sendable (String) -> Bool) {
         self.rules = rules
+        judgedSyscalls = Set(rules.flatMap(\.condition.watchedSyscalls))
         self.execAllowed = execAllowed
         self.writeAllowed = writeAllowed
     }
@@ -92,7 +97,7 @@ struct MonitorEngine {
         for rule in rules where !fired.contains(rule.id) {
             var detail: String?
             switch rule.condition {
-            case .rate(let name, let limit, let window) where Self.family(of: name).contains(call.syscall):
+            case .rate(let name, let limit, let window) where MonitorCondition.rateFamily(of: name).contains(call.syscall):
                 if call.syscall == "connect", !countsAsNetworkConnect(call.connectTarget) { break }
                 detail = count(name, limit: limit, window: window, at: now)
             case .execOutsideAllowlist where call.syscall == "execve" || call.syscall == "execveat":

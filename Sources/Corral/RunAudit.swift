@@ -40,10 +40,11 @@ final class RunAudit: @unchecked Sendable {
         profile.audit.log ?? StateDirectory.auditLog(state: state)
     }
 
-    /// Queues an event of the run (`start` and `exit` are written by `started` and `ended`).
-    func record(_ event: RunEvent) {
+    /// Queues an event of the run, `line` its JSON (`start` and `exit` are written by
+    /// `prepareStart` and `ended`).
+    func record(_ event: RunEvent, line: [UInt8]) {
         guard event.type != .start && event.type != .exit else { return }
-        let entry = AuditLog.Entry(type: event.type.rawValue, run: run, payload: event.jsonLine())
+        let entry = AuditLog.Entry(type: event.type.rawValue, run: run, payload: line)
         buffer.withLock { $0.append(entry) }
     }
 

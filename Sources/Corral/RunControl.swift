@@ -21,6 +21,8 @@ final class RunControl: Sendable {
     let wake: OutputPipe
 
     private let state: Mutex<State>
+    /// `MonitorEngine.judgedSyscalls`, read without the lock on the watcher's hot path.
+    private let judgedSyscalls: Set<String>
     let events: EventLog
     let meter: (any RunMeter)?
     let quiet: Bool
@@ -33,6 +35,7 @@ final class RunControl: Sendable {
 
     init(monitor: MonitorEngine, events: EventLog, meter: (any RunMeter)?, quiet: Bool) throws(CorralError) {
         state = Mutex(State(monitor: monitor))
+        judgedSyscalls = monitor.judgedSyscalls
         wake = try OutputPipe()
         self.events = events
         self.meter = meter
@@ -102,6 +105,7 @@ final class RunControl: Sendable {
         if call.syscall == "execve", let path = call.path, launcherExecs.withLock({ $0.contains(path) }) {
             return .continue
         }
+        guard judgedSyscalls.contains(call.syscall) else { return .continue }
         let subject = MonitorEngine.Call(call)
         let firings = state.withLock { $0.monitor.call(subject, at: now) }
         return act(on: firings, onWatcherThread: true) ? .deny(errno: 1) : .continue
@@ -204,6 +208,8 @@ extension MonitorEngine.Call {
         return base + "/" + text
     }
 
+    private static let writingOpenFlags: [Substring] = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+
     /// What the rules need of a watched call: its syscall, the path it names and whether it
     /// writes (creates, truncates, removes, renames).
     init(_ call: WatchedCall) {
@@ -212,7 +218,9 @@ extension MonitorEngine.Call {
         var written: [String] = []
         switch call.syscall {
         case "open", "openat":
-            writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"].contains { flags.contains($0) }
+            // The decoder's flag names, compared whole (a substring search builds a table per
+            // call, several microseconds while the caller waits).
+            writes = flags.split(separator: "|").contains { Self.writingOpenFlags.contains($0) }
         case "creat", "truncate", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "chmod", "fchmodat", "fchmodat2":
             writes = true
         case "rename", "renameat", "renameat2":

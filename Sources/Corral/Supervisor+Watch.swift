@@ -8,7 +8,9 @@ extension Supervisor {
 
     /// The run's syscall watcher, when its plan watches syscalls. Monitor rules see each
     /// call first (a rule that kills refuses the call), then the caller's decider; each call
-    /// becomes a `syscall` event.
+    /// becomes a `syscall` event, queued once the call is answered (`EventLog.enqueue`: its
+    /// number and time are fixed then; the JSON, the stream and the audit entry follow on the
+    /// supervisor's thread).
     func makeSyscallWatcher(_ prepared: PreparedLaunch, start: Double, control: RunControl) -> SyscallWatcher? {
         guard prepared.watchProgram != nil else { return nil }
         let decider = options.watchDecision
@@ -27,9 +29,9 @@ extension Supervisor {
             observe: { call in
                 let count = streamed.add(1, ordering: .relaxed).newValue
                 if count <= Self.streamedCallLimit {
-                    events.emit(.syscall) { $0.syscall = call.syscall; $0.pid = call.pid; $0.call = call }
+                    events.enqueue(.syscall) { $0.syscall = call.syscall; $0.pid = call.pid; $0.call = call }
                 } else if count == Self.streamedCallLimit + 1 {
-                    events.emit(.limit) { $0.limit = "events"; $0.detail = "more watched calls than \(Self.streamedCallLimit); not streamed" }
+                    events.enqueue(.limit) { $0.limit = "events"; $0.detail = "more watched calls than \(Self.streamedCallLimit); not streamed" }
                 }
                 observer?(call)
             },
@@ -39,13 +41,14 @@ extension Supervisor {
     /// Hands the plan over. The command sends the watch listener just before its execve,
     /// which may itself be watched: the watcher starts serving while `go` still waits for the
     /// exec. When the launch fails the sandbox is gone already, and the watcher is joined here.
-    func launch(_ pending: PendingLaunch, _ prepared: PreparedLaunch,
-                watcher: SyscallWatcher?) throws(CorralError) -> SandboxProcess {
+    func launch(_ pending: PendingLaunch, _ prepared: PreparedLaunch, watcher: SyscallWatcher?,
+                control: RunControl) throws(CorralError) -> SandboxProcess {
         guard let watcher else { return try pending.go(prepared) }
         do {
             return try pending.go(prepared) { watcher.serve($0, launchMemory: $1) }
         } catch {
             _ = watcher.finish()
+            control.events.drain()  // the refused exec's event
             throw error
         }
     }

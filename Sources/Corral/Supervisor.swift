@@ -67,6 +67,9 @@ final class Supervisor {
         let audit = try openAudit(profile, state: auditState, run: runID)
         let events = EventLog(descriptor: options.eventDescriptor, observer: options.eventObserver, goal: profile.goal.id,
                               audit: audit)
+        // The watcher's queued events reach the stream however the run ends (a launch that
+        // throws too); a run that ends normally drains them before its exit event.
+        defer { events.drain() }
         for limit in enforcement.limits where limit.mechanism == nil {
             events.emit(.limit) { $0.limit = limit.limit; $0.detail = "not enforced: \(limit.notEnforced ?? "")" }
         }
@@ -144,6 +147,7 @@ final class Supervisor {
         /// The run's last audit entry: its report, signed.
         func audited(_ result: RunResult) -> RunResult {
             var result = result
+            events.drain()  // every watched call's entry before the run's end
             do throws(CorralError) { try audit.ended(result.report) } catch {
                 result.report.error = [result.report.error, "audit log: \(error)"].compactMap { $0 }.joined(separator: "; ")
                 if !options.quiet { HostEnvironment.writeStandardError("corral: audit log: \(error)\n") }
@@ -153,7 +157,7 @@ final class Supervisor {
 
         let process: SandboxProcess
         do {
-            process = try launch(pending, prepared, watcher: syscallWatcher)
+            process = try launch(pending, prepared, watcher: syscallWatcher, control: control)
         } catch {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
@@ -178,7 +182,8 @@ final class Supervisor {
         audit.began()
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
-        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress)
+        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress,
+              drainsEvents: syscallWatcher != nil)
         let ended = HostEnvironment.monotonicSeconds()
         meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
@@ -271,8 +276,10 @@ final class Supervisor {
 
     // MARK: - Watching
 
+    /// - Parameter drainsEvents: the syscall watcher queues events (`EventLog.enqueue`):
+    ///   write them at least every `EventLog.drainInterval`.
     private func watch(_ process: SandboxProcess, plan: LaunchPlan, control: RunControl, relay: OutputRelay,
-                       signals: SignalWatcher?, launched: Double, egress: EgressWatch?) {
+                       signals: SignalWatcher?, launched: Double, egress: EgressWatch?, drainsEvents: Bool) {
         let meter = control.meter
         let wallDeadline = plan.limits.wall.map { launched + $0.seconds }
         let cpuLimit = plan.limits.cpu.map(\.seconds)
@@ -305,6 +312,7 @@ final class Supervisor {
             if sampling { timeout = min(timeout, nextSample - now) }
             if relay.hasPending { timeout = min(timeout, 0.01) }
             if let due = control.events.audit?.flushDeadline { timeout = min(timeout, due - now) }
+            if drainsEvents { timeout = min(timeout, EventLog.drainInterval) }
             let descriptors = [process.pollDescriptor, control.wake.readDescriptor] + relay.pollDescriptors
                 + (signals.map { [$0.descriptor] } ?? []) + (egress?.pollDescriptors ?? [])
             let ready = pollReadable(descriptors, timeoutMilliseconds: Int32(max(0, timeout * 1000 + 1)))
@@ -317,6 +325,7 @@ final class Supervisor {
                 break loop
             }
             if ready.contains(control.wake.readDescriptor) { control.carryOutRequests() }
+            if drainsEvents { control.events.drain() }
             control.events.audit?.flushIfDue(now: now)
             if egress?.pump(ready, control: control) == true { break loop }
             if ready.contains(process.pollDescriptor) {

@@ -327,6 +327,11 @@ public enum JSONWriter {
     public static func string(_ text: String) -> [UInt8] {
         var out: [UInt8] = [UInt8(ascii: "\"")]
         out.reserveCapacity(text.utf8.count + 2)
+        if !text.utf8.contains(where: needsEscape) {  // the common case: copied whole
+            out += text.utf8
+            out.append(UInt8(ascii: "\""))
+            return out
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
@@ -344,6 +349,11 @@ public enum JSONWriter {
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Whether `byte` is written escaped inside a JSON string.
+    static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
 
     /// Lowercase hex of `bytes`.
     static func hex(_ bytes: some Sequence<UInt8>) -> String {

@@ -77,18 +77,33 @@ public struct HostProbe: Sendable {
     }
 
     public func report() -> Report {
-        var name = utsname()
-        unsafe uname(&name)
-        let release = unsafe withUnsafeBytes(of: &name.release) { raw in
-            unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
         let (version, controllers) = cgroups()
         return Report(
-            facts: facts(), kernel: release, capLastCap: Int(cap_max_bits()) - 1,
+            facts: facts(), kernel: Self.kernelRelease(), capLastCap: Int(cap_max_bits()) - 1,
             cgroupVersion: version, cgroupControllers: controllers,
             overlayfs: (readSmallFile("\(procRoot)/filesystems") ?? "").contains("\toverlay\n"),
             seccompKillProcess: corral_seccomp_action_available(0x8000_0000) == 1
         )
+    }
+
+    /// The running kernel's release (`uname -r`).
+    ///
+    /// The corresponding C function is `uname`.
+    public static func kernelRelease() -> String {
+        var name = utsname()
+        unsafe uname(&name)
+        return unsafe withUnsafeBytes(of: &name.release) { raw in
+            unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+    }
+
+    /// The major and minor version at the start of a kernel release (`6.18.44-fc` → 6, 18);
+    /// nil when it does not start with them.
+    static func kernelVersion(release: String) -> (major: Int, minor: Int)? {
+        let numbers = release.split(separator: ".", maxSplits: 2)
+        guard numbers.count >= 2, let major = Int(numbers[0]),
+              let minor = Int(numbers[1].prefix { $0.isASCII && $0.isNumber }) else { return nil }
+        return (major, minor)
     }
 
     /// "v2" (unified only), "hybrid" (v1 controllers and a v2 tree), "v1" or "none"; and the

@@ -32,6 +32,7 @@ struct ProcessMemory {
     /// The NUL-terminated string at `address`, at most `limit` bytes of it. Read in growing
     /// chunks: most paths fit the first 256 bytes, and a long read pins every page it covers.
     func string(at address: UInt64, limit: Int) -> Result<(text: String, truncated: Bool), Errno> {
+        if let short = shortString(at: address, limit: limit) { return .success((short, false)) }
         var bytes: [UInt8] = []
         var chunk = 256
         while bytes.count <= limit {
@@ -51,6 +52,20 @@ struct ProcessMemory {
             chunk *= 4
         }
         return .success((Self.text(bytes.prefix(limit)), true))
+    }
+
+    /// The common case of `string`, read on the stack: a string whose NUL is in the first
+    /// 256 bytes (a path, most arguments), decoded with one allocation. Nil for anything
+    /// else (longer, unreadable, the launch memory), which `string` then reads again its way.
+    private func shortString(at address: UInt64, limit: Int) -> String? {
+        let count = min(256, limit + 1)
+        return unsafe withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer -> String? in
+            let n = unsafe corral_process_read(pid, address, buffer.baseAddress, count)
+            guard n > 0 else { return nil }
+            let read = unsafe UnsafeBufferPointer(rebasing: buffer[..<n])
+            guard let nul = unsafe read.firstIndex(of: 0) else { return nil }
+            return unsafe String(decoding: UnsafeBufferPointer(rebasing: read[..<nul]), as: UTF8.self)
+        }
     }
 
     /// A NULL-terminated array of string pointers (argv): at most `maxCount` strings of at

@@ -189,4 +189,17 @@ extension SeccompProgram {
             if rc < 0 { throw Errno(rawValue: -rc) }
         }
     }
+
+    /// Installs this watch program on the *calling thread* only (no TSYNC), irreversibly for
+    /// that thread, and returns its listener. For tests that serve a `SyscallWatcher`
+    /// in-process: the filter has no user left once the thread exits.
+    ///
+    /// The corresponding C function is `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER)`.
+    func installWatchOnCurrentThread() throws(Errno) -> FileDescriptor {
+        let rc = unsafe bytes.withUnsafeBytes { raw in
+            unsafe corral_seccomp_install_listener(raw.baseAddress, UInt32(instructionCount), corral_SECCOMP_WATCH_FLAGS)
+        }
+        if rc < 0 { throw Errno(rawValue: -rc) }
+        return FileDescriptor(rawValue: rc)
+    }
 }

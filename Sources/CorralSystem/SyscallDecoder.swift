@@ -1,6 +1,7 @@
 import CCorralLaunch
 import CorralProfile
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// Turns a seccomp notification of a watched syscall into a `WatchedCall`: names its
@@ -194,7 +195,18 @@ enum FlagNames {
         (noFollow, "O_NOFOLLOW"), (0o1000000, "O_NOATIME"), (0o2000000, "O_CLOEXEC"), (0o10000000, "O_PATH"),
     ]
 
+    /// The names of open's flags. A program opens with a handful of combinations, thousands of
+    /// times: their names are kept (a few hundred at most) rather than joined again per call.
     static func open(_ flags: UInt32) -> String {
+        if let known = openNames.withLock({ $0[flags] }) { return known }
+        let names = openUncached(flags)
+        openNames.withLock { cache in if cache.count < 256 { cache[flags] = names } }
+        return names
+    }
+
+    private static let openNames = Mutex<[UInt32: String]>([:])
+
+    private static func openUncached(_ flags: UInt32) -> String {
         var rest = flags & ~3
         var names = [accessModes[Int(flags & 3)]]
         for (bits, name) in openTable where rest & bits == bits {

@@ -41,4 +41,23 @@ import Testing
         #expect(engine.network(host: "other.test", port: 443, unlisted: true, at: 1).map(\.detail)
                 == ["request for other.test:443, which network.allow does not name"])
     }
+
+    /// The watcher answers calls no rule looks at without building a `Call`.
+    @Test func theJudgedSyscallsAreThoseTheRulesWatch() {
+        #expect(Self.engine(.newHost).judgedSyscalls.isEmpty)
+        #expect(Self.engine(.execOutsideAllowlist).judgedSyscalls == ["execve", "execveat"])
+        #expect(Self.engine(.rate(syscall: "open", count: 1, window: .seconds(1))).judgedSyscalls == ["open", "openat", "creat"])
+        #expect(Self.engine(.writeOutsideDeclared).judgedSyscalls == Set(MonitorCondition.writeSyscalls))
+    }
+
+    /// An open writes when one of its flag names says so, compared whole.
+    @Test(arguments: [("O_RDONLY|O_CLOEXEC", false), ("O_WRONLY|O_CREAT|O_TRUNC", true), ("O_RDWR", true),
+                      ("O_RDONLY|O_TRUNC", true), ("O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC", false),
+                      ("O_RDONLY|O_CREAT", true), ("O_RDWR|O_TMPFILE", true), ("O_RDONLY|0x800000", false)])
+    func anOpenWritesByItsFlags(_ flags: String, _ writes: Bool) {
+        var call = WatchedCall(syscall: "openat", pid: 1, time: 0)
+        call.path = "/tmp/x"
+        call.flags = flags
+        #expect(MonitorEngine.Call(call).writes == writes)
+    }
 }

@@ -120,6 +120,48 @@ import Testing
         }
     }
 
+    /// A watched call's event is queued once the call is answered and written later by the
+    /// supervisor: none may be lost or reordered, the last included, though the command exits
+    /// right after it. 200 opens of distinct files by one shell, in the event stream and the
+    /// audit log, in the order made.
+    @Test("every watched call reaches the events and the audit log, in order, the last one too",
+          arguments: RunAs.allCases)
+    func everyCallIsRecordedInOrder(_ runAs: RunAs) async throws {
+        try await withSandbox(runAs) { sandbox in
+            let paths = try (0..<200).map { try sandbox.writeFile("ordered-\($0).txt", "x") }
+            var manifest = Manifest(sandbox: sandbox)
+            manifest.exec = ["/usr/bin/*"]
+            manifest.watch = ["openat"]
+            let manifestPath = try sandbox.write(manifest)
+            let eventsPath = sandbox.scratch + "/events.jsonl"
+            let script = paths.map { ": < \($0)" }.joined(separator: "; ")  // the shell exits right after the last
+            let result = try await sandbox.corral(["run", "--profile", manifestPath, "--events", eventsPath, "--",
+                                                   "/usr/bin/sh", "-c", script])
+            #expect(result.status == 0, "\(result)")
+
+            let lines = try String(contentsOfFile: eventsPath, encoding: .utf8).split(separator: "\n")
+            let events = try lines.map { try JSONDecoder().decode(RunEvent.self, from: Data($0.utf8)) }
+            #expect(events.map(\.seq) == Array(1...max(1, events.count)))
+            #expect(events.last?.type == .exit)
+            let wanted = Set(paths)
+            let streamed = events.filter { $0.type == .syscall }.compactMap { $0.call?.path }.filter(wanted.contains)
+            #expect(streamed == paths)
+
+            let entries = try AuditTests.entries(sandbox)
+            #expect(entries.map { $0["seq"] as? Int } == Array(1...max(1, entries.count)).map { $0 })
+            #expect(entries.last?["type"] as? String == "run-end")
+            let audited = entries.filter { $0["type"] as? String == "syscall" }.compactMap { entry -> String? in
+                (AuditTests.payload(entry)["call"] as? [String: Any])?["path"] as? String
+            }.filter(wanted.contains)
+            #expect(audited == paths)
+            // The audit holds the same events as the stream, by number.
+            let auditedSeqs = entries.compactMap { AuditTests.payload($0)["seq"] as? Int }
+            #expect(auditedSeqs == events.filter { $0.type != .start && $0.type != .exit }.map(\.seq))
+            let verify = try await sandbox.corral(["audit", "verify"])
+            #expect(verify.status == 0, "\(verify)")
+        }
+    }
+
     /// The listener is already served when the command's execve fails: the run ends as
     /// without watching (127, not found), and does not hang.
     @Test("a failing exec under watch ends the run with 127", arguments: RunAs.allCases)

@@ -27,4 +27,14 @@ struct HostProbeTests {
         #expect(!facts.dynamicLoaders.isEmpty, "an ELF interpreter exists on any glibc host")
         #expect(facts.dynamicLoaders.allSatisfy { $0.hasPrefix("/") && !$0.contains("*") })
     }
+
+    /// The syscall watcher waits in RECV from 6.11 on, decided from this.
+    @Test func kernelVersionsFromReleases() {
+        #expect(HostProbe.kernelVersion(release: "6.18.44-fc-v1272").map { [$0.major, $0.minor] } == [6, 18])
+        #expect(HostProbe.kernelVersion(release: "6.11-rc1").map { [$0.major, $0.minor] } == [6, 11])
+        #expect(HostProbe.kernelVersion(release: "5.15.0-91-generic").map { [$0.major, $0.minor] } == [5, 15])
+        #expect(HostProbe.kernelVersion(release: "6") == nil)
+        #expect(HostProbe.kernelVersion(release: "unknown") == nil)
+        #expect(HostProbe.kernelVersion(release: HostProbe.kernelRelease()) != nil)
+    }
 }

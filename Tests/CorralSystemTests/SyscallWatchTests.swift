@@ -3,6 +3,7 @@ import CorralPlan
 import CorralProfile
 import Foundation
 import Glibc
+import Synchronization
 import SystemPackage
 import Testing
 @testable import CorralSystem
@@ -186,6 +187,60 @@ struct SyscallWatchTests {
             let short = memory.strings(at: at, maxCount: 256, maxLength: 4, maxTotal: 65536)
             #expect(short.strings == ["corr", "open", "/etc"] && short.truncated)
         }
+    }
+
+    // MARK: - Serving a listener
+
+    /// The watcher's loop on a real listener, in this process: a thread of its own installs
+    /// the watch program (a filter belongs to the thread that installs it and to the threads
+    /// it then creates, so the watcher is started from here), opens, and exits; its filter
+    /// then has no user, and the loop must end by itself both ways it can wait (in RECV,
+    /// Linux 6.11+, and in poll), having recorded every call with its decision, in order.
+    @Test(.timeLimit(.minutes(1)), arguments: [true, false])
+    func theWatcherRecordsEveryCallAndEndsWithItsLastUser(waitsInReceive: Bool) throws {
+        if waitsInReceive && !SyscallWatcher.waitsInReceive {
+            withKnownIssue("RECV returns at hang-up only since Linux 6.11") { throw Errno.notSupported }
+            return
+        }
+        let plan = try Self.plan { $0.watch = ["openat"] }
+        let watch = try #require(try SeccompCompiler.compileWatch(plan))
+        let observed = Mutex<[String]>([])
+        let watcher = SyscallWatcher(
+            syscalls: watch.syscalls,
+            decide: { $0.path == "/nonexistent/refused" ? .deny(errno: ENOTTY) : .continue },
+            observe: { call in observed.withLock { $0.append(call.path ?? "?") } },
+            limit: 1000, start: HostEnvironment.monotonicSeconds())
+        watcher.waitsInReceiveOverride = waitsInReceive
+        let listener = Mutex<Result<FileDescriptor, Errno>?>(nil)
+        let installed = DispatchSemaphore(value: 0)
+        let outcome = Mutex<(opened: Int, refusal: Int32)>((0, 0))
+        let caller = HostEnvironment.startJoinableThread {
+            let result = Result { () throws(Errno) in try watch.program.installWatchOnCurrentThread() }
+            listener.withLock { $0 = result }
+            installed.signal()
+            guard case .success = result else { return }
+            var opened = 0
+            for _ in 0..<100 {  // each waits until the watcher serves
+                let fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC)
+                if fd >= 0 { opened += 1; close(fd) }
+            }
+            let refused = open("/nonexistent/refused", O_RDONLY | O_CLOEXEC)
+            let refusal = refused < 0 ? errno : 0
+            outcome.withLock { $0 = (opened, refusal) }
+        }
+        installed.wait()
+        let served = try #require(listener.withLock { $0 })
+        if case .success(let descriptor) = served { watcher.serve(descriptor, launchMemory: nil) }
+        HostEnvironment.join(caller)
+        let log = watcher.finish()  // returns only once the loop saw that the filter has no user
+        _ = try served.get()
+        #expect(outcome.withLock { $0.opened } == 100)
+        #expect(outcome.withLock { $0.refusal } == ENOTTY)
+        #expect(log.calls.map(\.path) == Array(repeating: "/etc/hostname", count: 100) + ["/nonexistent/refused"])
+        #expect(log.calls.last?.decision == .deny(errno: ENOTTY))
+        #expect(log.calls.dropLast().allSatisfy { $0.decision == .continue && $0.flags == "O_RDONLY|O_CLOEXEC" })
+        #expect(observed.withLock { $0 } == log.calls.map { $0.path ?? "?" })
+        #expect(log.calls.map(\.time) == log.calls.map(\.time).sorted())
     }
 
     // MARK: - Decoding a notification

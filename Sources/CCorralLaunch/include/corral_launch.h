@@ -263,6 +263,9 @@ int corral_pidfd_wait_usage(int pidfd, int *status, int nohang, struct corral_us
 int corral_pidfd_send_signal(int pidfd, int sig);
 /// Sets no_new_privs and installs one BPF program in the calling thread; 0 or -errno.
 int corral_seccomp_install(const void *filter, uint32_t length);
+/// As `corral_seccomp_install`, with `flags` (`corral_SECCOMP_WATCH_FLAGS`): the listener's
+/// descriptor (close-on-exec) or -errno. For tests that serve a watcher in-process.
+int corral_seccomp_install_listener(const void *filter, uint32_t length, uint32_t flags);
 /// syscall(2) for Swift, which cannot call the variadic original: the result or -errno.
 long corral_raw_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
 /// posix_spawn of one of Corral's helpers (the egress proxy): `sources[i]` becomes
@@ -294,7 +297,11 @@ struct corral_notification {
 /// Waits until the listener has a notification (1) or no process uses its filter any more
 /// (0: all of them were reaped); -errno on failure.
 int corral_notify_wait(int listener);
-/// SECCOMP_IOCTL_NOTIF_RECV into `out`; 0 or -errno (-ENOENT: the caller went away).
+/// Whether no process uses the listener's filter any more (POLLHUP, without waiting): 1, 0,
+/// or -errno.
+int corral_notify_hung_up(int listener);
+/// SECCOMP_IOCTL_NOTIF_RECV into `out`, waiting for a notification; 0 or -errno (-ENOENT:
+/// the caller went away, or, since Linux 6.11, no process uses the filter any more).
 int corral_notify_receive(int listener, struct corral_notification *out);
 /// SECCOMP_IOCTL_NOTIF_SEND: let the call continue (SECCOMP_USER_NOTIF_FLAG_CONTINUE), or fail
 /// it with `error` (a positive errno). 0 or -errno (-ENOENT: the caller went away).
