@@ -16,23 +16,34 @@ import Testing
     static func payload(_ entry: [String: Any]) -> [String: Any] { entry["payload"] as? [String: Any] ?? [:] }
 
     /// Entries are batched (a run that ends within 20 ms makes one append), but a longer run
-    /// has its run-start on record while it still goes.
+    /// has its run-start on record while it still goes. The command runs until the test
+    /// stops it (SIGTERM to corral), so a loaded machine cannot end it first.
     @Test("run-start is on record while a run goes")
     func runStartIsWrittenEarly() async throws {
         try await withSandbox(.root) { sandbox in
             let path = try sandbox.write(Manifest(sandbox: sandbox))
-            let running = Task { try await sandbox.run(path, [sandbox.probe, "sleep", "1.5"]) }
+            let corral = Process()
+            corral.environment = sandbox.processEnvironment
+            corral.executableURL = URL(fileURLWithPath: Products.corral)
+            corral.arguments = ["run", "--profile", path, "--grace", "100ms", "--", sandbox.probe, "sleep", "60"]
+            corral.standardOutput = FileHandle.nullDevice
+            try corral.run()
+            defer { if corral.isRunning { kill(corral.processIdentifier, SIGKILL) } }
             var seen: [String?] = []
-            for _ in 0..<100 where !seen.contains("run-start") {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !seen.contains("run-start"), ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(10))
                 seen = ((try? Self.entries(sandbox)) ?? []).map { $0["type"] as? String }
             }
+            #expect(corral.isRunning, "the run must still go")
             #expect(seen == ["run-start"], "while the command sleeps: \(seen)")
             let start = try #require(try Self.entries(sandbox).first)
             #expect((Self.payload(start)["startedAt"] as? String)?.hasSuffix("Z") == true, "\(start)")
-            let run = try await running.value
-            #expect(run.status == 0, "\(run)")
-            #expect(try Self.entries(sandbox).map { $0["type"] as? String } == ["run-start", "run-end"])
+            kill(corral.processIdentifier, SIGTERM)
+            corral.waitUntilExit()
+            let types = try Self.entries(sandbox).map { $0["type"] as? String }
+            #expect(types.first == "run-start" && types.last == "run-end" && types.filter { $0 == "run-start" }.count == 1,
+                    "\(types)")
         }
     }
 
