@@ -323,14 +323,22 @@ struct JSONReader {
 
 public enum JSONWriter {
     /// `text` as a JSON string, quotes included: `"` and `\` escaped, control characters as
-    /// `\n`, `\t`, … or `\u00XX`, everything else as UTF-8.
+    /// `\n`, `\t`, … or `\u00XX`, everything else as UTF-8 — as `JSONEncoder` writes it
+    /// with `.withoutEscapingSlashes`.
     public static func string(_ text: String) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "\"")]
+        var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count + 2)
+        appendString(text, to: &out)
+        return out
+    }
+
+    /// Appends `text` as a JSON string (see `string(_:)`).
+    public static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
         if !text.utf8.contains(where: needsEscape) {  // the common case: copied whole
             out += text.utf8
             out.append(UInt8(ascii: "\""))
-            return out
+            return
         }
         for byte in text.utf8 {
             switch byte {
@@ -339,13 +347,14 @@ public enum JSONWriter {
             case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
             case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
             case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+            case 0x0C: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
             case 0..<0x20:
                 out += Array("\\u00".utf8) + [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
             default: out.append(byte)
             }
         }
         out.append(UInt8(ascii: "\""))
-        return out
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
