@@ -53,15 +53,26 @@ final class RunAudit: @unchecked Sendable {
     /// millisecond, spent while the sandbox is still being built. Nothing is written until
     /// `began` says the command started.
     func prepareStart(_ makeStart: @escaping @Sendable () -> AuditRunStart) {
-        startJob = HostEnvironment.startJoinableThread { [self] in
+        // The thread holds the slot, not `self`: a run that fails before it begins drops its
+        // RunAudit, whose deinit then joins the thread.
+        let (run, slot) = (run, startEntry)
+        startJob = HostEnvironment.startJoinableThread {
             let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine())
-            startEntry.withLock { $0 = entry }
+            slot.entry.withLock { $0 = entry }
         }
         startPending.store(true, ordering: .relaxed)
     }
 
+    deinit {
+        if let startJob { HostEnvironment.join(startJob) }
+    }
+
+    private final class EntrySlot: Sendable {
+        let entry = Mutex<AuditLog.Entry?>(nil)
+    }
+
     private nonisolated(unsafe) var startJob: HostEnvironment.JoinableThread?
-    private let startEntry = Mutex<AuditLog.Entry?>(nil)
+    private let startEntry = EntrySlot()
     private let hasBegun = Atomic<Bool>(false)
     private let startPending = Atomic<Bool>(false)
     private let failure = Mutex<CorralError?>(nil)
@@ -106,7 +117,7 @@ final class RunAudit: @unchecked Sendable {
     private func flush() {
         if let startJob {
             HostEnvironment.join(startJob)
-            if let entry = startEntry.withLock({ entry in defer { entry = nil }; return entry }) {
+            if let entry = startEntry.entry.withLock({ entry in defer { entry = nil }; return entry }) {
                 buffer.withLock { $0.insert(entry, at: 0) }
                 startPending.store(false, ordering: .relaxed)
             }

@@ -86,6 +86,9 @@ struct AuditSigningKey: Sendable {
     /// public half costs a quarter of a millisecond, which `corral run` spends while it reads
     /// the manifest). A key that does not exist yet is left to `loadOrCreate`, as is any error.
     static func preload(folder: String) {
+        if let earlier = preloading.withLock({ slot in defer { slot = nil }; return slot }) {
+            HostEnvironment.join(earlier.thread)  // a preload nobody took: its thread ends first
+        }
         let thread = HostEnvironment.startJoinableThread {
             if let key = try? read(AuditKey.privateKeyPath(folder: folder)) {
                 preloaded.withLock { $0 = (folder, key) }
