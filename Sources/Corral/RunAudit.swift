@@ -48,33 +48,23 @@ final class RunAudit: @unchecked Sendable {
         buffer.withLock { $0.append(entry) }
     }
 
-    /// Encodes the run-start entry — what was asked and what is enforced — on a thread of its
-    /// own, as soon as the plan is compiled: the plan's digest and the encoding cost most of a
-    /// millisecond, spent while the sandbox is still being built. Nothing is written until
+    /// Encodes the run-start entry — what was asked and what is enforced — once; later calls
+    /// do nothing. The supervisor calls it while it waits for the sandbox to execute the
+    /// command (the plan's digest and the encoding cost a few tenths of a millisecond, spent
+    /// while the sandbox builds its root on the other core). Nothing is written until
     /// `began` says the command started.
-    func prepareStart(_ makeStart: @escaping @Sendable () -> AuditRunStart) {
-        // The thread holds the slot, not `self`: a run that fails before it begins drops its
-        // RunAudit, whose deinit then joins the thread.
-        let (run, slot) = (run, startEntry)
-        startJob = HostEnvironment.startJoinableThread {
-            let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine())
-            slot.entry.withLock { $0 = entry }
-        }
-        startPending.store(true, ordering: .relaxed)
+    func prepareStart(_ makeStart: () -> AuditRunStart) {
+        guard !startPrepared else { return }
+        startPrepared = true
+        let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine())
+        startEntry.withLock { $0 = entry }
     }
 
-    deinit {
-        if let startJob { HostEnvironment.join(startJob) }
-    }
-
-    private final class EntrySlot: Sendable {
-        let entry = Mutex<AuditLog.Entry?>(nil)
-    }
-
-    private nonisolated(unsafe) var startJob: HostEnvironment.JoinableThread?
-    private let startEntry = EntrySlot()
+    /// Set by the supervising thread only.
+    private nonisolated(unsafe) var startPrepared = false
+    /// The run-start entry until it is written.
+    private let startEntry = Mutex<AuditLog.Entry?>(nil)
     private let hasBegun = Atomic<Bool>(false)
-    private let startPending = Atomic<Bool>(false)
     private let failure = Mutex<CorralError?>(nil)
 
     /// The command started (or a rule stopped its exec): the run-start entry goes first into
@@ -99,7 +89,7 @@ final class RunAudit: @unchecked Sendable {
     /// entry, or queued events): the supervisor's loop wakes for it.
     var flushDeadline: Double? {
         guard hasBegun.load(ordering: .acquiring) else { return nil }
-        let waiting = startPending.load(ordering: .relaxed) || !buffer.withLock { $0.isEmpty }
+        let waiting = startEntry.withLock { $0 != nil } || !buffer.withLock { $0.isEmpty }
         return waiting ? lastFlush.withLock { $0 } + Self.flushInterval : nil
     }
 
@@ -115,12 +105,8 @@ final class RunAudit: @unchecked Sendable {
     /// A failure is kept for `ended` (the entries of a failed append are not retried: the
     /// log's end may not be where the next append would chain).
     private func flush() {
-        if let startJob {
-            HostEnvironment.join(startJob)
-            if let entry = startEntry.entry.withLock({ entry in defer { entry = nil }; return entry }) {
-                buffer.withLock { $0.insert(entry, at: 0) }
-                startPending.store(false, ordering: .relaxed)
-            }
+        if let entry = startEntry.withLock({ entry in defer { entry = nil }; return entry }) {
+            buffer.withLock { $0.insert(entry, at: 0) }
         }
         let entries = buffer.withLock { entries -> [AuditLog.Entry] in
             defer { entries.removeAll() }

@@ -41,9 +41,11 @@ extension Supervisor {
     /// Hands the plan over. The command sends the watch listener just before its execve,
     /// which may itself be watched: the watcher starts serving while `go` still waits for the
     /// exec. When the launch fails the sandbox is gone already, and the watcher is joined here.
+    /// - Parameter whileWaiting: done while the sandbox builds its root, when nothing is
+    ///   watched (a watcher must serve the listener at once; the caller then does it after).
     func launch(_ pending: PendingLaunch, _ prepared: PreparedLaunch, watcher: SyscallWatcher?,
-                control: RunControl) throws(CorralError) -> SandboxProcess {
-        guard let watcher else { return try pending.go(prepared) }
+                control: RunControl, whileWaiting: @escaping () -> Void) throws(CorralError) -> SandboxProcess {
+        guard let watcher else { return try pending.go(prepared, whileWaiting: whileWaiting) }
         do {
             return try pending.go(prepared) { watcher.serve($0, launchMemory: $1) }
         } catch {

@@ -80,17 +80,6 @@ final class Supervisor {
         defer { if !stagedDone { staged?.discard() } }
         let plan = try Corral.plan(loaded, command: options.command)
         let planned = HostEnvironment.monotonicSeconds()
-        // The run-start entry is encoded now, on a thread of its own, while this one
-        // materialises and the sandbox builds itself; it is written once the command runs.
-        let (enforced, absolutePath, initPID) = (enforcement.limits, loaded.absolutePath, pending.pid)
-        audit.prepareStart { [loaded] in
-            AuditRunStart(
-                goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent, manifest: absolutePath,
-                manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan), command: plan.command,
-                landlockABI: plan.landlock.abi, landlockEnforcement: plan.landlock.enforcement.rawValue,
-                namespaces: plan.namespaces.names, network: plan.network.rawValue, commit: plan.commit.rawValue,
-                limits: enforced, pid: initPID, startedAt: startedAt)
-        }
         options.logger?.debug("launching", metadata: ["goal": "\(plan.goalID)"])
         let prepared = try Materializer.prepare(plan, environment: options.environment,
                                                 hiddenPaths: Corral.daemonSockets + audit.hiddenPaths,
@@ -155,13 +144,28 @@ final class Supervisor {
             return result
         }
 
+        /// The audit's run-start entry: encoded while the sandbox builds its root, written
+        /// once the command runs.
+        func prepareAuditStart() {
+            audit.prepareStart {
+                AuditRunStart(
+                    goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent,
+                    manifest: loaded.absolutePath, manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan),
+                    command: plan.command, landlockABI: plan.landlock.abi,
+                    landlockEnforcement: plan.landlock.enforcement.rawValue, namespaces: plan.namespaces.names,
+                    network: plan.network.rawValue, commit: plan.commit.rawValue, limits: enforcement.limits,
+                    pid: pending.pid, startedAt: startedAt)
+            }
+        }
+
         let process: SandboxProcess
         do {
-            process = try launch(pending, prepared, watcher: syscallWatcher, control: control)
+            process = try launch(pending, prepared, watcher: syscallWatcher, control: control, whileWaiting: prepareAuditStart)
         } catch {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
             let ended = HostEnvironment.monotonicSeconds()
+            prepareAuditStart()
             audit.began()  // the run did start: its exec was what the rule stopped
             return audited(finish(.signaled(9), killReason: reason, launched: ended, ended: ended, error: "\(error)"))
         }
@@ -179,6 +183,7 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
+        prepareAuditStart()  // done already unless syscalls are watched
         audit.began()
         meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 

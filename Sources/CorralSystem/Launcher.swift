@@ -131,8 +131,13 @@ public struct ProcessUsage: Sendable, Hashable {
     ///   start serving the listener elsewhere and return: the command's own execve may be a
     ///   watched call. Without it the listener is closed, and watched calls then fail with ENOSYS.
     /// - Throws: `CorralError` with the failing stage, index and errno.
+    /// - Parameter whileWaiting: work of the caller's that needs nothing from the sandbox,
+    ///   done after "go" is sent and before the wait for the exec (the sandbox builds its root
+    ///   meanwhile). Not with `onListener`: the listener must be served at once.
     public func go(_ prepared: PreparedLaunch,
-                   onListener: ((FileDescriptor, LaunchMemory) -> Void)? = nil) throws(CorralError) -> SandboxProcess {
+                   onListener: ((FileDescriptor, LaunchMemory) -> Void)? = nil,
+                   whileWaiting: (() -> Void)? = nil) throws(CorralError) -> SandboxProcess {
+        precondition(onListener == nil || whileWaiting == nil, "PendingLaunch.go: whileWaiting would delay the listener")
         precondition(!handedOver, "PendingLaunch.go called twice")
         precondition(prepared.plan.shape == shape, "plan compiled for another sandbox shape")
         handedOver = true
@@ -148,6 +153,7 @@ public struct ProcessUsage: Sendable, Hashable {
         // record is waiting on the report pipe.
         let sent = corral_send_go(sync.rawValue, prepared.landlockRuleset?.rawValue ?? -1)
         sync.closeChecked()
+        whileWaiting?()
         self.arena = nil  // the child's mapping keeps the pages until init unmaps them
         // The watcher may read the command's exec arguments here until the exec is reported.
         let launchMemory = onListener == nil ? nil : LaunchMemory(arena)
