@@ -122,6 +122,31 @@ import Testing
         try await echo.stop()
     }
 
+    /// A client sends its request and its FIN, then dies with a reset while the upstream is
+    /// still silent (a long poll). The direction client → upstream is done, so no pump
+    /// reads the client's socket again: only the reset's EPOLLERR tells. The tunnel must
+    /// end at once (the upstream sees its connection reset, the connection's place is
+    /// free), not at the idle timeout, set long here.
+    @Test(arguments: Path.allCases)
+    func clientResetAfterItsFINEndsTheTunnel(path: Path) async throws {
+        let record = SilentRecord()
+        let server = try TestServer { SilentServer(record: record) }
+        let harness = try Self.harness(server.port) { $0.idleTimeout = .seconds(30) }
+        let client = try Self.open(path, harness, port: server.port)
+        client.send("GET /long-poll")
+        client.shutdownWrite()
+        #expect(record.waitForFIN() == "GET /long-poll")
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        #expect(harness.proxy.openConnections == 1)
+        client.reset()
+        let reset = ContinuousClock.now
+        #expect(Self.eventually { record.closed }, "the upstream's connection stays open")
+        #expect(Self.eventually { harness.proxy.openConnections == 0 })
+        #expect(ContinuousClock.now - reset < .seconds(3))
+        await harness.stop()
+        try await server.stop()
+    }
+
     @Test func idleTimeoutClosesASplicedTunnel() async throws {
         let echo = try TestServer.echo()
         let harness = try Self.harness(echo.port) { $0.idleTimeout = .milliseconds(300) }
