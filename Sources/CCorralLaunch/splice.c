@@ -71,6 +71,17 @@ int corral_shutdown_output(int fd) {
     return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
+int corral_socket_error(int fd) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0 ? -errno : error;
+}
+
+int corral_reset_on_close(int fd) {
+    struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now) < 0 ? -errno : 0;
+}
+
 int corral_epoll_create(void) {
     int fd = epoll_create1(EPOLL_CLOEXEC);
     return fd < 0 ? -errno : fd;

@@ -23,6 +23,11 @@ import Synchronization
 ///   the space once it frees).
 /// - `-EPIPE` or `-ECONNRESET` (a reset, or a peer gone) ends the whole tunnel.
 ///
+/// A pump stops after `limit` bytes have entered the pipe, even with more waiting: a stream
+/// whose source always has data and whose sink always has room would otherwise keep its
+/// worker's thread for good (see `SpliceWorker`). No new edge comes for what it left, so the
+/// worker pumps it again on its next turn (`stoppedAtLimit`).
+///
 /// Pipes start at the kernel's default size (16 pages). A flow that fills its pipe in one
 /// splice carries more than the pipe holds: its pipe grows (`PipeBudget.target`) while the
 /// proxy's budget lasts, which means fewer splices and wake-ups per byte.
@@ -45,6 +50,9 @@ struct SpliceFlow {
     private(set) var sourceEnded = false
     /// Everything up to the source's FIN is in the sink, and the sink's output is shut.
     private(set) var isFinished = false
+    /// The last pump stopped at its limit, not because the source was drained or the sink
+    /// full: there may be more to move, and edge-triggered epoll will not say so.
+    private(set) var stoppedAtLimit = false
 
     init(source: CInt, sink: CInt, pipe: (read: CInt, write: CInt), capacity: Int, budget: PipeBudget?) {
         self.source = source
@@ -54,13 +62,19 @@ struct SpliceFlow {
         self.budget = budget
     }
 
-    /// Moves what can move now, until the source is drained or the sink is full, and
-    /// passes the FIN on once the pipe is empty behind it. Returns the bytes that entered
-    /// the pipe or left it (any of them counts as activity), or the errno that ends the
-    /// tunnel.
-    mutating func pump() -> Result<Int, SpliceFailure> {
+    /// Moves what can move now, until the source is drained, the sink is full or `limit`
+    /// bytes have entered the pipe, and passes the FIN on once the pipe is empty behind it.
+    /// Returns the bytes that entered the pipe or left it (any of them counts as activity),
+    /// or the errno that ends the tunnel.
+    mutating func pump(limit: Int = .max) -> Result<Int, SpliceFailure> {
         var moved = 0
+        var taken = 0
+        stoppedAtLimit = false
         while !isFinished {
+            if taken >= limit {
+                stoppedAtLimit = true
+                break
+            }
             var progressed = false
             if !sourceEnded && buffered < capacity {
                 let request = capacity - buffered
@@ -68,6 +82,7 @@ struct SpliceFlow {
                 if n > 0 {
                     buffered += n
                     moved += n
+                    taken += n
                     progressed = true
                     if n == request && mayGrow { grow() }
                 } else if n == 0 {
@@ -228,23 +243,96 @@ final class SpliceTunnel: @unchecked Sendable {
     /// Both directions have passed their FIN on: the tunnel is done.
     var isFinished: Bool { toUpstream.isFinished && toClient.isFinished }
 
+    /// Why the tunnel ended early (set by `pump`), for tests and debugging; nil after an
+    /// orderly end or a timeout.
+    private(set) var failure: SpliceFailure?
+
+    /// A direction stopped at its per-turn limit with more, maybe, to move: the worker
+    /// pumps the tunnel again on its next turn without waiting for an event.
+    var needsAnotherTurn: Bool { toUpstream.stoppedAtLimit || toClient.stoppedAtLimit }
+
     /// When the idle timeout or the lifetime ends the tunnel, whichever comes first.
     var expiry: NIODeadline { min(lastActivity + idleTimeout, deadline) }
 
+    /// Bytes each direction may take in from its source in one `pump`: enough that a busy
+    /// tunnel pays one more epoll_wait per MiB at most, small enough that the other
+    /// tunnels of its worker and the timers wait for no more than two such moves of page
+    /// references.
+    static let turnLimit = 1 << 20
+
     /// Pumps both directions (an event on either socket can unblock either: readable
-    /// input, or room for output). Returns false when the tunnel has ended, by FINs both
+    /// input, or room for output), each up to `limit` bytes. `clientEvents` and
+    /// `upstreamEvents` are the epoll bits reported for each socket (0 when none was,
+    /// as on the worker's extra turns). Returns false when the tunnel has ended, by FINs both
     /// ways or by a failure; the caller then closes it.
-    func pump(now: NIODeadline) -> Bool {
-        guard case .success(let up) = toUpstream.pump(), case .success(let down) = toClient.pump() else {
+    ///
+    /// The event bits matter once a direction has ended: its flow never touches its source
+    /// again, so a reset there would go unnoticed until the idle timeout (a client that
+    /// sent its request and its FIN, then died while the upstream was still silent).
+    /// - EPOLLERR: the socket has a pending error (a reset, or the kernel gave up
+    ///   retransmitting). The connection is over; the tunnel ends at once.
+    /// - EPOLLHUP: both directions of the socket are shut (RCV_SHUTDOWN and
+    ///   SEND_SHUTDOWN) or it is closed. Its output is shut by the tunnel only once the
+    ///   other direction has finished, which makes the tunnel finished too; so a hang-up
+    ///   on an unfinished tunnel, once the socket's input has been read to its end, means
+    ///   nothing can be sent to that peer any more. Before its input is read to the end,
+    ///   the pump goes on: bytes that came before the end are still delivered.
+    /// - EPOLLRDHUP alone is the peer's FIN: a half-close, which the flows pass on; it
+    ///   ends nothing.
+    func pump(now: NIODeadline, clientEvents: UInt32 = 0, upstreamEvents: UInt32 = 0,
+              limit: Int = SpliceTunnel.turnLimit) -> Bool {
+        if let error = Self.pendingError(client, clientEvents, side: "client")
+            ?? Self.pendingError(upstream, upstreamEvents, side: "upstream") {
+            failure = error
+            return false
+        }
+        let up: Int, down: Int
+        switch toUpstream.pump(limit: limit) {
+        case .success(let moved): up = moved
+        case .failure(let error):
+            failure = error
+            return false
+        }
+        switch toClient.pump(limit: limit) {
+        case .success(let moved): down = moved
+        case .failure(let error):
+            failure = error
             return false
         }
         if up + down > 0 { lastActivity = now }
-        return !isFinished
+        guard !isFinished else { return false }
+        if Self.hungUp(clientEvents, after: toUpstream) || Self.hungUp(upstreamEvents, after: toClient) {
+            failure = SpliceFailure(errno: EPIPE, operation: "hang-up")
+            return false
+        }
+        return true
+    }
+
+    private static func pendingError(_ socket: CInt, _ events: UInt32, side: String) -> SpliceFailure? {
+        guard events & UInt32(CORRAL_ERROR.rawValue) != 0 else { return nil }
+        // 0: the error was read already (a failed splice returns and clears it); the
+        // connection is broken all the same.
+        let error = corral_socket_error(socket)
+        return SpliceFailure(errno: error > 0 ? error : error < 0 ? -error : ECONNRESET,
+                             operation: "error on the \(side)'s socket")
+    }
+
+    /// A hang-up on the socket that `flow` reads, with its input read to the end and the
+    /// pipe behind it empty.
+    private static func hungUp(_ events: UInt32, after flow: SpliceFlow) -> Bool {
+        events & UInt32(CORRAL_HANGUP.rawValue) != 0 && flow.sourceEnded && flow.buffered == 0
     }
 
     /// Closes both sockets and both pipes, and reports the end once. A socket closed with
-    /// unread input sends a reset, as when the NIO relay closes a channel.
+    /// unread input sends a reset, as when the NIO relay closes a channel. After a failure
+    /// (a reset or hang-up on one side), both sockets are closed with a reset: the abort is
+    /// passed on, so the other peer (an upstream waiting on a long poll) learns at once
+    /// instead of at its next write; a FIN would read as an orderly end.
     func close() {
+        if failure != nil {
+            _ = corral_reset_on_close(client)
+            _ = corral_reset_on_close(upstream)
+        }
         for fd in [client, upstream, toUpstream.pipe.read, toUpstream.pipe.write, toClient.pipe.read,
                    toClient.pipe.write] {
             _ = Glibc.close(fd)

@@ -87,29 +87,50 @@ final class Splicer: Sendable {
 ///
 /// Edge-triggered (EPOLLET): a socket is reported once per change of state (data arrived,
 /// room in the send buffer, FIN, error), so the worker must move all it can on each report
-/// and never wait on a socket it has not drained or filled; `SpliceFlow.pump` does that.
-/// Each report pumps both directions of the tunnel: either socket's event can unblock
-/// either direction.
+/// (or come back unprompted, see Fairness) and never wait on a socket it has not drained
+/// or filled; `SpliceFlow.pump` does that. Each report pumps both directions of the
+/// tunnel: either socket's event can unblock either direction (reports of both sockets in
+/// one turn make one pump).
+///
+/// Each socket has a token of its own (the tunnel's number, doubled, plus 1 for the
+/// upstream), so that the event bits reach the tunnel with the socket they are about: an
+/// error or hang-up ends the tunnel even on a direction that is done (see
+/// `SpliceTunnel.pump`).
+///
+/// Fairness: a pump takes at most `SpliceTunnel.turnLimit` bytes each way. A stream whose
+/// source always has data and whose sink always has room would otherwise never leave its
+/// pump, and the other tunnels of the worker, the timers (its own lifetime included) and
+/// `stop` would wait for good. A tunnel that stopped at the limit gets no new edge for
+/// the bytes it left, so it goes on the `ready` list, pumped on every turn until a pump
+/// ends short of the limit; while the list is not empty, epoll_wait does not block.
 ///
 /// Timers: instead of one per tunnel, the loop keeps the earliest expiry (idle or
-/// lifetime) of all its tunnels as the epoll timeout, and rescans them when it passes;
-/// expiries only move later, so nothing is missed.
+/// lifetime) of all its tunnels as the epoll timeout, checks it on every turn (busy or
+/// not), and rescans the tunnels when it passes; expiries only move later, so nothing is
+/// missed.
 final class SpliceWorker: @unchecked Sendable {
-    // @unchecked: `inbox` is behind a Mutex; `tunnels`, `nextID` and `nextCheck` are used
-    // by the worker's thread alone, and `epoll`, `wake` and `thread` are set before it
-    // starts and only read after.
+    // @unchecked: `inbox` and `joined` are behind Mutexes; `tunnels`, `ready`, `due`,
+    // `nextID` and `nextCheck` are used by the worker's thread alone, and `epoll`, `wake`
+    // and `thread` are set before it starts and only read after.
     private struct Inbox {
         var tunnels: [SpliceTunnel] = []
         var stopping = false
-        var joined = false
     }
 
     private let inbox = Mutex(Inbox())
+    /// Held by `stop` across the join: a second `stop` waits for the first one's join.
+    /// Never taken by the worker's thread.
+    private let joined = Mutex(false)
     private let epoll: CInt
     private let wake: CInt
     private var thread = pthread_t()
     private var tunnels: [UInt64: SpliceTunnel] = [:]
-    /// Token 0 is the eventfd; tunnels count from 1.
+    /// The tunnels whose last pump stopped at the limit: pumped again on the next turn.
+    private var ready: Set<UInt64> = []
+    /// This turn's tunnels to pump and the event bits of their client and upstream
+    /// sockets (kept to reuse its storage).
+    private var due: [UInt64: (client: UInt32, upstream: UInt32)] = [:]
+    /// Token 0 is the eventfd; tunnels count from 1, their sockets' tokens from 2.
     private var nextID: UInt64 = 1
     private var nextCheck = NIODeadline.distantFuture
 
@@ -159,16 +180,20 @@ final class SpliceWorker: @unchecked Sendable {
         guard accepted else { return tunnel.close() }
     }
 
-    /// Closes every tunnel of this worker and waits for its thread to end.
+    /// Closes every tunnel of this worker and waits for its thread to end. Any number of
+    /// calls, from any threads: each returns once the thread has ended and the
+    /// descriptors are closed.
     func stop() {
-        let join = inbox.withLock { inbox in
-            defer { inbox.stopping = true; inbox.joined = true }
-            return !inbox.joined
+        joined.withLock { joined in
+            guard !joined else { return }
+            inbox.withLock { inbox in
+                inbox.stopping = true
+                _ = corral_eventfd_signal(wake)
+            }
+            pthread_join(thread, nil)
+            closeDescriptors()
+            joined = true
         }
-        guard join else { return }
-        _ = corral_eventfd_signal(wake)
-        pthread_join(thread, nil)
-        closeDescriptors()
     }
 
     private func closeDescriptors() {
@@ -182,16 +207,30 @@ final class SpliceWorker: @unchecked Sendable {
         var tokens = [UInt64](repeating: 0, count: 64)
         var events = [UInt32](repeating: 0, count: 64)
         while true {
-            let count = corral_epoll_wait(epoll, &tokens, &events, 64, waitMilliseconds())
+            let timeout = ready.isEmpty ? waitMilliseconds() : 0
+            let count = corral_epoll_wait(epoll, &tokens, &events, 64, timeout)
             // The only failures are EBADF, EFAULT and EINVAL: programmer errors.
             precondition(count >= 0, "epoll_wait: errno \(-count)")
             let now = NIODeadline.now()
+            due.removeAll(keepingCapacity: true)
+            for id in ready { due[id] = (0, 0) }
+            ready.removeAll(keepingCapacity: true)
             for index in 0..<Int(count) {
                 let token = tokens[index]
                 if token == 0 {
                     guard takeInbox(now: now) else { return endAll() }
-                } else if let tunnel = tunnels[token], !tunnel.pump(now: now) {
-                    end(token)
+                } else {
+                    var bits = due[token >> 1] ?? (0, 0)
+                    if token & 1 == 0 { bits.client |= events[index] } else { bits.upstream |= events[index] }
+                    due[token >> 1] = bits
+                }
+            }
+            for (id, bits) in due {
+                guard let tunnel = tunnels[id] else { continue }
+                if !tunnel.pump(now: now, clientEvents: bits.client, upstreamEvents: bits.upstream) {
+                    end(id)
+                } else if tunnel.needsAnotherTurn {
+                    ready.insert(id)
                 }
             }
             if now >= nextCheck { sweep(now: now) }
@@ -221,17 +260,19 @@ final class SpliceWorker: @unchecked Sendable {
         }
         let interest = UInt32(CORRAL_READABLE.rawValue | CORRAL_WRITABLE.rawValue | CORRAL_PEER_SHUT.rawValue)
         for tunnel in arrived {
-            let token = nextID
+            let id = nextID
             nextID += 1
-            tunnels[token] = tunnel
+            tunnels[id] = tunnel
             // EPOLLERR and EPOLLHUP are always reported. ENOMEM or ENOSPC (past
-            // max_user_watches) end the tunnel: it could not be watched.
-            guard corral_epoll_add(epoll, tunnel.client, interest, 1, token) == 0,
-                  corral_epoll_add(epoll, tunnel.upstream, interest, 1, token) == 0,
+            // max_user_watches) end the tunnel: it could not be watched. A socket that is
+            // already in error or hung up is reported at once, on the next epoll_wait.
+            guard corral_epoll_add(epoll, tunnel.client, interest, 1, id << 1) == 0,
+                  corral_epoll_add(epoll, tunnel.upstream, interest, 1, id << 1 | 1) == 0,
                   tunnel.pump(now: now) else {
-                end(token)
+                end(id)
                 continue
             }
+            if tunnel.needsAnotherTurn { ready.insert(id) }
             nextCheck = min(nextCheck, tunnel.expiry)
         }
         return true
@@ -240,24 +281,26 @@ final class SpliceWorker: @unchecked Sendable {
     /// Closes a tunnel. Closing its descriptors removes them from the epoll set: they are
     /// the last descriptors of their sockets (an epoll registration lives as long as the
     /// open file, not the descriptor number, which is why NIO's own were closed first).
-    private func end(_ token: UInt64) {
-        tunnels.removeValue(forKey: token)?.close()
+    private func end(_ id: UInt64) {
+        ready.remove(id)
+        tunnels.removeValue(forKey: id)?.close()
     }
 
     /// Ends the tunnels past their idle timeout or lifetime, and finds the next expiry.
     private func sweep(now: NIODeadline) {
         var next = NIODeadline.distantFuture
         var expired: [UInt64] = []
-        for (token, tunnel) in tunnels {
+        for (id, tunnel) in tunnels {
             let expiry = tunnel.expiry
-            if expiry <= now { expired.append(token) } else { next = min(next, expiry) }
+            if expiry <= now { expired.append(id) } else { next = min(next, expiry) }
         }
-        for token in expired { end(token) }
+        for id in expired { end(id) }
         nextCheck = next
     }
 
     private func endAll() {
         for tunnel in tunnels.values { tunnel.close() }
         tunnels = [:]
+        ready = []
     }
 }

@@ -67,11 +67,13 @@ import Testing
         client.shutdownWrite()
         var back = StreamDigest()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var last = 0
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            buffer.withUnsafeBytes { back.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            last = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+            if last <= 0 { break }
+            buffer.withUnsafeBytes { back.update(UnsafeRawBufferPointer(rebasing: $0[..<last])) }
         }
+        #expect(last == 0, "the upstream's FIN, not a timeout or a reset (errno \(errno))")
         var expected = StreamDigest()
         for chunk in 0..<size / Pattern.chunkSize { Pattern.chunk(chunk, seed: 2).withUnsafeBytes { expected.update($0) } }
         #expect(received.digest == sent.value)
@@ -91,7 +93,7 @@ import Testing
         let server = try TestServer { BannerServer(record: received) }
         let harness = try Self.harness(server.port) { $0.splice = splice }
         let client = try Self.open(path, harness, port: server.port)
-        #expect(client.receiveAll() == Array("banner\n".utf8))  // its FIN came through
+        #expect(client.receiveToFIN() == Array("banner\n".utf8))  // its FIN came through
         client.send("after the banner")
         client.shutdownWrite()
         #expect(try await received.wait() == "after the banner")
@@ -104,6 +106,8 @@ import Testing
     /// A CONNECT client that sends its first bytes with the head and shuts its output at
     /// once (before the upstream is connected): the bytes and the FIN still go through
     /// (NIO's HTTP decoder drops what it holds at an end-of-file; the head limit kept a copy).
+    /// The echo shuts its output at the client's FIN, so the client's end-of-file (not the
+    /// receive timeout) shows that the FIN went up, and back.
     @Test(arguments: [true, false])
     func connectBytesAndFINBeforeTheUpstreamGoThrough(splice: Bool) async throws {
         let echo = try TestServer.echo()
@@ -112,9 +116,35 @@ import Testing
         client.send("CONNECT 127.0.0.1:\(echo.port) HTTP/1.1\r\n\r\nearly bytes")
         client.shutdownWrite()
         #expect(client.receiveHead() == "HTTP/1.1 200 Connection Established\r\n\r\n")
-        #expect(client.receiveText() == "early bytes")
+        #expect(client.receiveTextToFIN() == "early bytes")
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == (splice ? 1 : 0) })
         await harness.stop()
         try await echo.stop()
+    }
+
+    /// A client sends its request and its FIN, then dies with a reset while the upstream is
+    /// still silent (a long poll). The direction client → upstream is done, so no pump
+    /// reads the client's socket again: only the reset's EPOLLERR tells. The tunnel must
+    /// end at once (the upstream sees its connection reset, the connection's place is
+    /// free), not at the idle timeout, set long here.
+    @Test(arguments: Path.allCases)
+    func clientResetAfterItsFINEndsTheTunnel(path: Path) async throws {
+        let record = SilentRecord()
+        let server = try TestServer { SilentServer(record: record) }
+        let harness = try Self.harness(server.port) { $0.idleTimeout = .seconds(30) }
+        let client = try Self.open(path, harness, port: server.port)
+        client.send("GET /long-poll")
+        client.shutdownWrite()
+        #expect(record.waitForFIN() == "GET /long-poll")
+        #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
+        #expect(harness.proxy.openConnections == 1)
+        client.reset()
+        let reset = ContinuousClock.now
+        #expect(Self.eventually { record.closed }, "the upstream's connection stays open")
+        #expect(Self.eventually { harness.proxy.openConnections == 0 })
+        #expect(ContinuousClock.now - reset < .seconds(3))
+        await harness.stop()
+        try await server.stop()
     }
 
     @Test func idleTimeoutClosesASplicedTunnel() async throws {
@@ -124,7 +154,7 @@ import Testing
         client.send("ping")
         #expect(client.receive(count: 4) == Array("ping".utf8))
         let quiet = ContinuousClock.now
-        #expect(client.receiveAll() == [])  // closed by the proxy (the receive timeout is 5 s)
+        #expect(client.receiveToFIN() == [])  // closed by the proxy (the receive timeout is 5 s)
         let elapsed = ContinuousClock.now - quiet
         #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(4), "\(elapsed)")
         #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
@@ -163,7 +193,7 @@ import Testing
         let refused = try TestClient(port: harness.httpPort)
         #expect(refused.receiveText().hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
         first?.shutdownWrite()
-        #expect(first?.receiveAll() == [])
+        #expect(first?.receiveToFIN() == [])
         first = nil
         #expect(Self.eventually { harness.proxy.openConnections == 0 })
         let later = try Self.open(.connect, harness, port: echo.port)
@@ -185,7 +215,7 @@ import Testing
         #expect(second.receive(count: 6) == Array("second".utf8))
         #expect(harness.proxy.tunnelsSpliced == 1)
         first?.shutdownWrite()
-        #expect(first?.receiveAll() == [])
+        #expect(first?.receiveToFIN() == [])
         first = nil
         #expect(Self.eventually { harness.proxy.openConnections == 1 })
         let third = try Self.open(.forward, harness, port: echo.port)
@@ -204,7 +234,7 @@ import Testing
         #expect(client.receive(count: 1) == Array("x".utf8))
         #expect(Self.eventually { harness.proxy.tunnelsSpliced == 1 })
         await harness.stop()
-        #expect(client.receiveAll() == [])
+        #expect(client.receiveToFIN() == [])
         #expect(harness.proxy.openConnections == 0)
         try await echo.stop()
     }
@@ -216,7 +246,7 @@ import Testing
         client.send("relayed")
         #expect(client.receive(count: 7) == Array("relayed".utf8))
         client.shutdownWrite()
-        #expect(client.receiveAll() == [])
+        #expect(client.receiveToFIN() == [])
         #expect(harness.proxy.tunnelsSpliced == 0)
         await harness.stop()
         try await echo.stop()

@@ -175,3 +175,44 @@ final class BannerServer: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }
+
+/// An upstream that reads and never answers (a long poll): records the bytes, the client's
+/// FIN and the end of the connection.
+final class SilentRecord: Sendable {
+    private let box = NIOLockedValueBox<(bytes: [UInt8], finished: Bool, closed: Bool)>(([], false, false))
+
+    func append(_ bytes: ByteBuffer) { box.withLockedValue { $0.bytes += bytes.readableBytesView } }
+    func finish() { box.withLockedValue { $0.finished = true } }
+    func close() { box.withLockedValue { $0.closed = true } }
+
+    var closed: Bool { box.withLockedValue { $0.closed } }
+
+    /// The bytes received, once the FIN came (up to 5 s).
+    func waitForFIN() -> String? {
+        for _ in 0..<500 {
+            if let bytes = box.withLockedValue({ $0.finished ? $0.bytes : nil }) {
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            usleep(10_000)
+        }
+        return nil
+    }
+}
+
+final class SilentServer: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let record: SilentRecord
+
+    init(record: SilentRecord) { self.record = record }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { record.append(unwrapInboundIn(data)) }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { record.finish() }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { record.close() }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}

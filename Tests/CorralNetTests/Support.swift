@@ -30,7 +30,15 @@ func makeListener() throws -> (fd: CInt, port: UInt16) {
 
 /// A blocking client connection with a receive timeout.
 final class TestClient {
-    let fd: CInt
+    private(set) var fd: CInt
+
+    /// How the last receive stopped: recv(2) returns 0 only at the peer's FIN; the receive
+    /// timeout (SO_RCVTIMEO) makes it fail with EAGAIN, a reset with ECONNRESET.
+    enum Ending: Equatable {
+        case count, endOfFile, timeout, failure(CInt)
+    }
+
+    private(set) var ending = Ending.count
 
     init(port: UInt16, timeout seconds: Int = 5) throws {
         fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
@@ -46,7 +54,7 @@ final class TestClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     func send(_ bytes: [UInt8]) {
         var offset = 0
@@ -59,12 +67,15 @@ final class TestClient {
 
     func send(_ text: String) { send(Array(text.utf8)) }
 
-    /// Bytes until `count` have come, end-of-file or the timeout.
+    /// Bytes until `count` have come, end-of-file or the timeout (see `ending`).
     func receive(count: Int) -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
+        ending = .count
         while result.count < count {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, count - result.count), 0) }
+            if n == 0 { ending = .endOfFile }
+            if n < 0 { ending = errno == EAGAIN || errno == EWOULDBLOCK ? .timeout : .failure(errno) }
             if n <= 0 { break }
             result += chunk[..<n]
         }
@@ -75,6 +86,29 @@ final class TestClient {
     func receiveAll() -> [UInt8] { receive(count: .max) }
 
     func receiveText() -> String { String(decoding: receiveAll(), as: UTF8.self) }
+
+    /// Everything until the peer's FIN. A timeout or a reset instead is a test failure:
+    /// for the tests where the FIN is what is being checked.
+    func receiveToFIN(sourceLocation: SourceLocation = #_sourceLocation) -> [UInt8] {
+        let bytes = receiveAll()
+        if ending != .endOfFile {
+            Issue.record("no FIN: the receive ended with \(ending) after \(bytes.count) bytes",
+                         sourceLocation: sourceLocation)
+        }
+        return bytes
+    }
+
+    func receiveTextToFIN(sourceLocation: SourceLocation = #_sourceLocation) -> String {
+        String(decoding: receiveToFIN(sourceLocation: sourceLocation), as: UTF8.self)
+    }
+
+    /// Closes the connection with a reset (SO_LINGER 0), as a client that dies or aborts.
+    func reset() {
+        var abort = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+        fd = -1
+    }
 
     /// Bytes up to and including the first empty line (a response head).
     func receiveHead() -> String {

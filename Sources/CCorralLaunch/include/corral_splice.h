@@ -51,6 +51,16 @@ int corral_dup_cloexec(int fd);
 /// 0 or -errno.
 int corral_shutdown_output(int fd);
 
+/// The socket's pending error (getsockopt SO_ERROR), which reading clears: ECONNRESET or
+/// EPIPE after a reset, ETIMEDOUT when the kernel gave up retransmitting; 0 when there is
+/// none (or it was read already, by this call or by a failed read or write). -errno when
+/// the option cannot be read.
+int corral_socket_error(int fd);
+
+/// SO_LINGER with a zero timeout: the next close sends a reset instead of a FIN and drops
+/// what is queued, so the peer learns at once that the connection was aborted. 0 or -errno.
+int corral_reset_on_close(int fd);
+
 /// epoll_create1(EPOLL_CLOEXEC). Returns the descriptor or -errno.
 int corral_epoll_create(void);
 
