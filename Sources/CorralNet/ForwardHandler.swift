@@ -35,15 +35,7 @@ final class ForwardHandler: ChannelInboundHandler, RemovableChannelHandler {
             let starter = TunnelStarter(services: services, upstream: upstream, early: early,
                                         clientEnded: clientEnded, reply: nil)
             early = nil
-            do {
-                try context.pipeline.syncOperations.addHandler(starter)
-            } catch {
-                context.close(promise: nil)
-                upstream.close(promise: nil)
-                return
-            }
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            starter.begin()
+            starter.takeOver(from: context)
         }
     }
 

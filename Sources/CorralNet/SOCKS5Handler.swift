@@ -167,15 +167,7 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
             let starter = TunnelStarter(services: services, upstream: upstream, early: buffer, clientEnded: false,
                                         reply: reply)
             buffer = nil
-            do {
-                try context.pipeline.syncOperations.addHandler(starter)
-            } catch {
-                context.close(promise: nil)
-                upstream.close(promise: nil)
-                return
-            }
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            starter.begin()
+            starter.takeOver(from: context)
         }
     }
 

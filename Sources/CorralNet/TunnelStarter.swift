@@ -62,6 +62,20 @@ final class TunnelStarter: ChannelInboundHandler, RemovableChannelHandler {
         self.context = nil
     }
 
+    /// Takes the place of the handshake handler at `context` (forwards, SOCKS5) and begins
+    /// the hand-over; when the pipeline refuses the starter, both channels are closed.
+    func takeOver(from context: ChannelHandlerContext) {
+        do {
+            try context.pipeline.syncOperations.addHandler(self)
+        } catch {
+            context.close(promise: nil)
+            upstream.close(promise: nil)
+            return
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        begin()
+    }
+
     func begin() {
         guard let context, !begun, !done else { return }
         begun = true

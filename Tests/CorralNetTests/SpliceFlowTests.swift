@@ -58,6 +58,18 @@ final class FlowBench {
         return max(0, n)
     }
 
+    /// Feeds `bytes` through the flow, pumping and draining, for at most `rounds` turns (a
+    /// flow that stops moving fails its test instead of hanging it); returns what arrived.
+    func carry(_ bytes: [UInt8], rounds: Int) -> [UInt8] {
+        var fed = 0, received: [UInt8] = []
+        for _ in 0..<rounds where received.count < bytes.count {
+            fed += feed(bytes[fed...])
+            _ = flow.pump()
+            received += drain() ?? []
+        }
+        return received
+    }
+
     /// Reads what the sink's peer has now; nil at end-of-file.
     func drain() -> [UInt8]? {
         var result: [UInt8] = []
@@ -86,13 +98,7 @@ final class FlowBench {
         let start = bench.flow.capacity
         try #require(start < 1 << 20)
         let bytes = Self.pattern(512 << 10)
-        var fed = 0, received: [UInt8] = []
-        // Bounded: a flow that stops moving fails the test instead of hanging it.
-        for _ in 0..<100_000 where received.count < bytes.count {
-            fed += bench.feed(bytes[fed...])
-            _ = bench.flow.pump()
-            received += bench.drain() ?? []
-        }
+        let received = bench.carry(bytes, rounds: 100_000)
         let same = received == bytes  // compared outside #expect: a failure would print megabytes
         #expect(received.count == bytes.count)
         #expect(same)
@@ -108,12 +114,7 @@ final class FlowBench {
         let bench = try FlowBench(budget: budget)
         let start = bench.flow.capacity
         let bytes = Self.pattern(300_000)
-        var fed = 0, received: [UInt8] = []
-        for _ in 0..<10_000 where received.count < bytes.count {
-            fed += bench.feed(bytes[fed...])
-            _ = bench.flow.pump()
-            received += bench.drain() ?? []
-        }
+        let received = bench.carry(bytes, rounds: 10_000)
         let same = received == bytes  // compared outside #expect: a failure would print megabytes
         #expect(received.count == bytes.count)
         #expect(same)
