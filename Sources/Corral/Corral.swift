@@ -147,7 +147,7 @@ public enum Corral {
     /// finds it loaded. Optional: a run loads the key itself otherwise. Call it after
     /// `blockForwardedSignals`, which must come before any thread exists.
     public static func preloadAuditKey(stateDirectory: String? = nil) {
-        guard let state = stateDirectory ?? StateDirectory.path(environment: HostEnvironment.environment()) else { return }
+        guard let state = stateDirectory ?? StateDirectory.current() else { return }
         AuditLog.preloadKey(keyFolder: StateDirectory.keyFolder(state: state))
     }
 

@@ -4,9 +4,19 @@ public enum StateDirectory {
     /// `$CORRAL_STATE_DIR`, else `$XDG_STATE_HOME/corral`, else `$HOME/.local/state/corral`
     /// (relative values are ignored, as the XDG base directory specification asks).
     public static func path(environment: [String: String]) -> String? {
-        if let explicit = environment["CORRAL_STATE_DIR"], explicit.hasPrefix("/") { return explicit }
-        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") { return xdg + "/corral" }
-        if let home = environment["HOME"], home.hasPrefix("/") { return home + "/.local/state/corral" }
+        path { environment[$0] }
+    }
+
+    /// The same, from this process's own environment (three `getenv`s, no dictionary of the
+    /// whole environment on the launch path).
+    public static func current() -> String? {
+        path(HostEnvironment.variable)
+    }
+
+    private static func path(_ variable: (String) -> String?) -> String? {
+        if let explicit = variable("CORRAL_STATE_DIR"), explicit.hasPrefix("/") { return explicit }
+        if let xdg = variable("XDG_STATE_HOME"), xdg.hasPrefix("/") { return xdg + "/corral" }
+        if let home = variable("HOME"), home.hasPrefix("/") { return home + "/.local/state/corral" }
         return nil
     }
 

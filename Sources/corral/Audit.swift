@@ -73,7 +73,7 @@ private func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)" + (n == 
 /// Where the audit commands look when not told.
 enum AuditPaths {
     static func stateDirectory() throws(CorralError) -> String {
-        guard let state = StateDirectory.path(environment: HostEnvironment.environment()) else {
+        guard let state = StateDirectory.current() else {
             throw CorralError(.setupFailed, operation: "find Corral's state directory",
                               hint: "set CORRAL_STATE_DIR (or HOME), or name the log")
         }
@@ -89,7 +89,7 @@ enum AuditPaths {
     /// The key named by `--key`; else the state directory's, when there is one; else nil.
     static func publicKey(explicit: String?) throws(CorralError) -> [UInt8]? {
         if let explicit { return try AuditKey.readPublicKey(path: explicit) }
-        guard let state = StateDirectory.path(environment: HostEnvironment.environment()) else { return nil }
+        guard let state = StateDirectory.current() else { return nil }
         let path = AuditKey.publicKeyPath(folder: StateDirectory.keyFolder(state: state))
         guard (try? StateFiles.kind(of: path)) == .regular else { return nil }
         return try AuditKey.readPublicKey(path: path)
