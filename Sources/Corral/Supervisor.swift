@@ -26,7 +26,7 @@ final class Supervisor {
         let start = HostEnvironment.monotonicSeconds()
         let profile = loaded.profile
         // Corral's own setting, from this process's environment (not the one given for the command).
-        let state = options.stateDirectory ?? StateDirectory.path(environment: HostEnvironment.environment())
+        let state = options.stateDirectory ?? StateDirectory.current()
         let auditState = try auditState(state)
 
         // Limits first: a required limit this host cannot enforce stops the run before
@@ -94,6 +94,15 @@ final class Supervisor {
         control.launching(candidates: prepared.execCandidates)
         let syscallWatcher = makeSyscallWatcher(prepared, start: start, control: control)
 
+        // Both digests go into the run-start entry and, with `--report`, the report: computed once.
+        var digests: (manifest: String, plan: String)?
+        func computedDigests() -> (manifest: String, plan: String) {
+            if let digests { return digests }
+            let computed = (manifest: loaded.sha256(), plan: Corral.digest(of: plan))
+            digests = computed
+            return computed
+        }
+
         /// The report and the exit event, for a run that ended (or was ended during its exec).
         func finish(_ termination: Termination, killReason: KillReason?, launched: Double, ended: Double,
                     error: String? = nil) -> RunResult {
@@ -116,8 +125,8 @@ final class Supervisor {
             }
             let report = RunReport(
                 run: runID, goalID: plan.goalID, manifest: loaded.path,
-                manifestSHA256: options.includeDigests ? loaded.sha256() : nil,
-                planDigest: options.includeDigests ? Corral.digest(of: plan) : nil, command: plan.command,
+                manifestSHA256: options.includeDigests ? computedDigests().manifest : nil,
+                planDigest: options.includeDigests ? computedDigests().plan : nil, command: plan.command,
                 startedAt: startedAt, durationSeconds: HostEnvironment.monotonicSeconds() - start, termination: termination,
                 exitStatus: termination.exitStatus, killReason: killReason, verdict: verdict, killRule: control.killRule,
                 resources: resources, limits: enforcement.limits, rulesFired: control.firings,
@@ -150,7 +159,7 @@ final class Supervisor {
             audit.prepareStart {
                 AuditRunStart(
                     goal: profile.goal.id, intent: profile.goal.intent, agent: profile.goal.agent,
-                    manifest: loaded.absolutePath, manifestSHA256: loaded.sha256(), planDigest: Corral.digest(of: plan),
+                    manifest: loaded.absolutePath, manifestSHA256: computedDigests().manifest, planDigest: computedDigests().plan,
                     command: plan.command, landlockABI: plan.landlock.abi,
                     landlockEnforcement: plan.landlock.enforcement.rawValue, namespaces: plan.namespaces.names,
                     network: plan.network.rawValue, commit: plan.commit.rawValue, limits: enforcement.limits,
