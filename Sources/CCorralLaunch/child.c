@@ -5,7 +5,8 @@
 //   1. signals reset, PR_SET_PDEATHSIG      4. uid/gid maps (written by itself)
 //   2. into the run's v1 cgroups            5. unshare mount, network, ipc, uts, cgroup
 //      (born in its v2 group)                  namespaces; loopback up; memfds noexec
-//   3. close inherited fds                  6. wait for "go" (and the Landlock ruleset)
+//   3. close inherited fds                  6. wait for the release word, then "go" (and
+//                                              the Landlock ruleset)
 // then, with the whole plan:
 //   7. egress listeners handed over, stdio 11. capabilities dropped, no_new_privs, non-dumpable
 //   8. mounts, pivot_root                  12. spawn the command (vfork-style clone), unmap
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -32,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SECBIT_NOROOT
@@ -87,6 +90,22 @@ static int step_reset_signals(void) {
     }
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return -1;
     return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+/// Sleeps until the parent releases the child (`release_word`; see corral_launch.h), then
+/// returns for `step_wait_for_parent` to read "go". Every 100 ms it looks whether the
+/// parent's end of the sync socket is gone: a parent that died before PR_SET_PDEATHSIG was
+/// set would otherwise leave it asleep for good.
+static void step_wait_for_release(const struct corral_launch_plan *shared, int sync_fd) {
+    uint32_t *word = (uint32_t *)&shared->release_word;
+    while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0) {
+        struct timespec timeout = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+        if (syscall(SYS_futex, word, FUTEX_WAIT, 0, &timeout, NULL, 0) < 0 && errno == ETIMEDOUT) {
+            char byte;
+            // End-of-file (0) or a message: the recvmsg that follows settles it.
+            if (recv(sync_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) return;
+        }
+    }
 }
 
 /// Waits for "go"; a descriptor attached to it (the Landlock ruleset) lands in `*passed`.
@@ -378,6 +397,7 @@ void corral_child_main(const struct corral_launch_plan *shared) {
     if (plan->clone_flags & CLONE_NEWPID) (void)write_file("/proc/sys/vm/memfd_noexec", "2");
 
     int landlock_fd = -1;
+    step_wait_for_release(shared, plan->sync_fd);
     if (step_wait_for_parent(plan->sync_fd, &landlock_fd) < 0) { corral_fail(&failure, CORRAL_STAGE_SYNC, 0); report_and_exit(plan, &failure); }
     close(plan->sync_fd);
     // The whole plan is written now. A copy of the top-level struct on this stack; the

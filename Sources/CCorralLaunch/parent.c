@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <linux/filter.h>
@@ -74,6 +75,12 @@ int corral_send_byte(int socket_fd, char byte, int pass_fd) {
     ssize_t n;
     do { n = sendmsg(socket_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
     return n == 1 ? 0 : -errno;
+}
+
+void corral_release_child(struct corral_launch_plan *plan) {
+    // Shared (not FUTEX_PRIVATE): the word is in a MAP_SHARED page of two processes.
+    if (__atomic_exchange_n(&plan->release_word, 1, __ATOMIC_RELEASE) == 0)
+        syscall(SYS_futex, &plan->release_word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 int corral_send_go(int sync_fd, int pass_fd) {

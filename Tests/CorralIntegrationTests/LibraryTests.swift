@@ -154,6 +154,32 @@ struct LibraryTests {
         }
     }
 
+    /// A launch dropped before "go" (its plan failed) ends its sandbox at once: init sleeps on
+    /// the plan's release word, and dropping the launch wakes it to read the closed socket. Without
+    /// that wake-up it would end only at its 100 ms check of the socket.
+    @Test func aDroppedLaunchEndsItsSandboxAtOnce() async throws {
+        try await withSandbox(.root) { sandbox in
+            let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
+            let shape = PlanCompiler.shape(of: loaded.profile, uid: getuid(), gid: getgid())
+            for _ in 0..<5 {
+                var pending: PendingLaunch? = try Launcher.start(shape)
+                let process = try #require(pending?.sandbox)
+                usleep(30_000)  // init has built its namespaces and sleeps on the release word
+                var alive = pollfd(fd: process.pollDescriptor, events: Int16(POLLIN), revents: 0)
+                #expect(poll(&alive, 1, 0) == 0, "init waits for go")
+                let dropped = ContinuousClock.now
+                pending = nil
+                var ended = pollfd(fd: process.pollDescriptor, events: Int16(POLLIN), revents: 0)
+                #expect(poll(&ended, 1, 2000) == 1)
+                let waited = ContinuousClock.now - dropped
+                #expect(waited < .milliseconds(50), "init ended \(waited) after the launch was dropped")
+                let status = process.reap()
+                // init's failure exit at the sync stage: 126, not a kill.
+                #expect(status & 0x7F == 0 && (status >> 8) & 0xFF == 126, "wait status \(status)")
+            }
+        }
+    }
+
     /// Two runs launched at once from this process: neither sandbox's init may hold a view
     /// of the other's plan arena (a MAP_SHARED mapping shows as "/dev/zero (deleted)").
     @Test func concurrentRunsShareNoPlanMemory() async throws {

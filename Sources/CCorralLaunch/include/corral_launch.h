@@ -214,6 +214,13 @@ struct corral_launch_plan {
     // The shared arena itself (early), unmapped by init once the command is running.
     void *arena_base;
     uint64_t arena_size;
+
+    // The release word (early; 0 until the parent sets it): init sleeps on it as a futex
+    // before it reads "go". A futex wake, unlike the socket's, is not a "sync" wake-up, so
+    // the scheduler starts init on the idle core instead of queueing it behind the parent
+    // (which still has work to do after "go"). Set by `corral_release_child`, never cleared.
+    uint32_t release_word;
+    uint32_t reserved2;
 };
 
 /// Clones the sandbox's init into new user and pid namespaces. On success returns 0 and
@@ -224,6 +231,9 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
 /// Sends "go" on the sync socket, with `pass_fd` attached when it is not -1. MSG_NOSIGNAL:
 /// a child that already failed makes this EPIPE, not SIGPIPE. Returns 0 or -errno.
 int corral_send_go(int sync_fd, int pass_fd);
+/// Wakes the child waiting on `plan->release_word` (after "go" is sent, or after the sync
+/// socket was closed without it). Idempotent.
+void corral_release_child(struct corral_launch_plan *plan);
 
 // MARK: - Parent-side helpers (provided in C because Swift's Glibc module lacks these)
 
