@@ -3,6 +3,14 @@ import PackageDescription
 
 // Dependencies run one way: CorralProfile ← CorralPlan ← CorralSystem ← Corral ← corral.
 // Unsafe code lives only in CorralSystem and the C launcher (CCorralLaunch).
+
+// Concrete generic types' metadata through direct accessor calls, not demangled names: a
+// demangled name's generic requirements (String: Hashable for a [String: X]) are looked up
+// at run time by scanning every protocol conformance record in the binary (~0.1 ms each in
+// `corral`), once per process, on every launch.
+let launchPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"]),
+]
 let package = Package(
     name: "Corral",
     platforms: [.macOS(.v15)],
@@ -24,8 +32,8 @@ let package = Package(
         // YAML through libyaml's event parser (no Foundation: the CLI's start-up is on every
         // launch's path, and Foundation with ICU costs milliseconds there).
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "CorralProfile", dependencies: ["CYAML"]),
-        .target(name: "CorralPlan", dependencies: ["CorralProfile"]),
+        .target(name: "CorralProfile", dependencies: ["CYAML"], swiftSettings: launchPathSettings),
+        .target(name: "CorralPlan", dependencies: ["CorralProfile"], swiftSettings: launchPathSettings),
 
         // MARK: System layer and the C launcher.
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
@@ -38,14 +46,15 @@ let package = Package(
                 "CorralPlan", "CCorralLaunch", "CSeccomp", "CCap",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            swiftSettings: [.strictMemorySafety()]
+            swiftSettings: [.strictMemorySafety()] + launchPathSettings
         ),
 
         // MARK: Audit log: hash chain, Ed25519 signatures (swift-crypto), verification.
         // Safe Swift only: its file access goes through CorralSystem (LockedFile).
         .target(
             name: "CorralAudit",
-            dependencies: ["CorralSystem", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CorralSystem", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: launchPathSettings
         ),
 
         // MARK: Supervisor library and the thin CLI.
@@ -54,11 +63,13 @@ let package = Package(
             dependencies: [
                 "CorralSystem", "CorralAudit",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: launchPathSettings
         ),
         .executableTarget(
             name: "corral",
             dependencies: ["Corral", "CorralAudit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: launchPathSettings,
             // Release: a static PIE. No ld.so run, no symbol lookups or relocations of
             // libstdc++ and friends on every launch (a hello world starts in 0.8 ms instead
             // of 1.9 ms here), while keeping ASLR (a plain static executable saves another

@@ -8,7 +8,8 @@ import CorralAudit
 /// audit's run-start and run-end entries (`RunReport+AuditLine.swift`) and a watched call's
 /// event (`SyscallEventLine.swift`). Foundation's `JSONEncoder` spends most of a millisecond
 /// per process instantiating generic metadata before its first byte, and microseconds per
-/// line after that. Callers list members sorted by key, as `.sortedKeys` does; tests decode
+/// line after that. (Nor `joined`: its first use in a process looks a conformance up at run
+/// time, ~0.1 ms; see LaunchPathCollections.swift.) Callers list members sorted by key, as `.sortedKeys` does; tests decode
 /// both encodings and compare.
 struct JSONObjectWriter {
     private var bytes: [UInt8] = [UInt8(ascii: "{")]
@@ -59,7 +60,12 @@ struct JSONObjectWriter {
 
     mutating func integers(_ key: String, _ values: [Int]) {
         member(key)
-        bytes += ("[" + values.map(String.init).joined(separator: ",") + "]").utf8
+        bytes.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += String(value).utf8
+        }
+        bytes.append(UInt8(ascii: "]"))
     }
 
     mutating func object(_ key: String, _ value: JSONObjectWriter?) {

@@ -43,10 +43,14 @@ final class RunAudit: @unchecked Sendable {
     /// Queues an event of the run, `line` its JSON (`start` and `exit` are written by
     /// `prepareStart` and `ended`).
     func record(_ event: RunEvent, line: [UInt8]) {
-        guard event.type != .start && event.type != .exit else { return }
+        guard Self.records(event.type) else { return }
         let entry = AuditLog.Entry(type: event.type.rawValue, run: run, payload: line)
         buffer.withLock { $0.append(entry) }
     }
+
+    /// Whether events of `kind` become audit entries: all but `start` and `exit`, which the
+    /// run-start and run-end entries cover.
+    static func records(_ kind: RunEvent.Kind) -> Bool { kind != .start && kind != .exit }
 
     /// Encodes the run-start entry — what was asked and what is enforced — once; later calls
     /// do nothing. The supervisor calls it while it waits for the sandbox to execute the

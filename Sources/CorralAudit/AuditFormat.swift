@@ -1,4 +1,4 @@
-import Crypto
+import CorralSystem
 import FoundationEssentials
 
 /// The bytes of one log line, written and read back. See the module's documentation
@@ -36,7 +36,9 @@ enum AuditFormat {
         Array((",\"hash\":\"\(hash)\"" + (signature.map { ",\"sig\":\"\($0)\"" } ?? "") + "}").utf8)
     }
 
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+    /// SHA-256 through CorralSystem's C digest: swift-crypto's generic `HashFunction` path made
+    /// every launch look up protocol conformances at run time (~0.1 ms each).
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] { CorralSystem.sha256(bytes) }
 
     /// What an event's Ed25519 signature signs: a context string (so a signature made for
     /// something else with the same key can never pass as an event's), a zero byte, and the

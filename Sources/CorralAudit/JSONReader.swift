@@ -1,3 +1,4 @@
+import CorralSystem
 /// A JSON value as the audit log needs it: numbers keep their literal text (the log never
 /// does arithmetic on them, and re-encoding could change them), objects keep their members'
 /// order and byte offsets.
@@ -365,11 +366,7 @@ public enum JSONWriter {
     }
 
     /// Lowercase hex of `bytes`.
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        for byte in bytes { out += [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]] }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { lowercaseHex(Array(bytes)) }
 
     /// The bytes of lowercase (or uppercase) hex text; nil when it is not hex of even length.
     static func bytes(fromHex text: some StringProtocol) -> [UInt8]? {

@@ -54,7 +54,7 @@ public struct LandlockAccess: OptionSet, Sendable, Hashable, CustomStringConvert
         if self == Self.read.union(.write) { return "read,write" }
         if self == Self.read.union(.write).union(.execute) { return "read,write,execute" }
         if self == [.readFile, .execute] { return "execute" }
-        return Self.names.filter { contains($0.0) }.map(\.1).joined(separator: ",")
+        return joinedStrings(Self.names.filter { contains($0.0) }.map(\.1), separator: ",")
     }
 }
 
@@ -74,8 +74,8 @@ public struct LandlockNetAccess: OptionSet, Sendable, Hashable, CustomStringConv
     public static let connectTCP = LandlockNetAccess(rawValue: 1 << 1)
 
     public var description: String {
-        [(Self.bindTCP, "bind-tcp"), (Self.connectTCP, "connect-tcp")].filter { contains($0.0) }.map(\.1)
-            .joined(separator: ",")
+        joinedStrings([(Self.bindTCP, "bind-tcp"), (Self.connectTCP, "connect-tcp")].filter { contains($0.0) }.map(\.1),
+                      separator: ",")
     }
 }
 

@@ -47,7 +47,7 @@ public struct Namespaces: Sendable, Hashable, CustomStringConvertible {
          ("cgroup", cgroup)].filter(\.1).map(\.0)
     }
 
-    public var description: String { "unshare \(names.joined(separator: " "))" }
+    public var description: String { "unshare \(joinedStrings(names, separator: " "))" }
 }
 
 /// What the sandbox's init is cloned with: known from the profile and the caller's ids

@@ -26,7 +26,7 @@ public enum PlanCompiler {
         let shape = shape(of: profile, uid: host.uid, gid: host.gid)
         var seccomp = seccomp(for: profile.syscalls)
         // Monitor rules watch what they need too (rate(connect) watches connect, …).
-        seccomp.watched = Set(seccomp.watched + (try monitorWatch(for: profile.monitor, seccomp: seccomp))).sorted()
+        seccomp.watched = stableSorted(Array(Set(seccomp.watched + (try monitorWatch(for: profile.monitor, seccomp: seccomp)))))
         let workdir = try workdir(of: profile)
         let egress = EgressPlan.of(profile.network)
         if profile.network.mode != .allowlist, let rule = profile.monitor.first(where: { $0.condition == .newHost }) {
@@ -90,7 +90,7 @@ public enum PlanCompiler {
             }
         }
         // A call the profile denies never reaches the supervisor; the rest are watched.
-        return Set(rules.flatMap(\.condition.watchedSyscalls)).subtracting(denied).sorted()
+        return stableSorted(Array(Set(rules.flatMap(\.condition.watchedSyscalls)).subtracting(denied)))
     }
 
     /// The namespaces and id maps of a profile's sandbox; `compile` uses the same.
@@ -164,7 +164,7 @@ public enum PlanCompiler {
         }
         // Masks go after every bind (a deny may be visible through a deeper bind of the same
         // host folder, and nothing may be mounted inside a denied path: the parser refuses it).
-        return steps.enumerated().sorted { a, b in
+        return stableSorted(Array(steps.enumerated())) { a, b in
             let (ma, mb) = (a.element.kind == .mask, b.element.kind == .mask)
             if ma != mb { return mb }
             let (da, db) = (depth(a.element.path), depth(b.element.path))
@@ -268,15 +268,15 @@ public enum PlanCompiler {
         }
         return SeccompPlan(
             base: spec.base,
-            allowed: allowed.sorted(),
+            allowed: stableSorted(Array(allowed)),
             conditionalAllows: conditional,
             argumentDenials: overlay,
             enosys: enosys,
-            denied: denied.sorted { $0.name < $1.name },
+            denied: stableSorted(Array(denied)) { $0.name < $1.name },
             onDeny: spec.onDeny,
             manifestAllows: spec.allow,
             manifestDenials: spec.deny,
-            watched: spec.watch.sorted()
+            watched: stableSorted(Array(spec.watch))
         )
     }
 

@@ -41,8 +41,8 @@ enum PlanPrinter {
         }
         lines.append("chdir \(plan.workdir)")
         lines.append("session new (no controlling terminal)")
-        lines.append("exec " + plan.command.map(quote).joined(separator: " "))
-        return lines.joined(separator: "\n") + "\n"
+        lines.append("exec " + joinedStrings(plan.command.map(quote), separator: " "))
+        return joinedStrings(lines, separator: "\n") + "\n"
     }
 
     /// What happens to the staged writes when the run ends.
@@ -81,7 +81,7 @@ enum PlanPrinter {
             var scopes: [String] = []
             if plan.scoped.contains(.abstractUnixSocket) { scopes.append("abstract-unix-socket") }
             if plan.scoped.contains(.signal) { scopes.append("signal") }
-            lines.append("landlock scope " + scopes.joined(separator: " "))
+            lines.append("landlock scope " + joinedStrings(scopes, separator: " "))
         }
         lines += plan.rules.map(\.description)
         if !plan.handledNet.isEmpty {
@@ -150,7 +150,7 @@ enum PlanPrinter {
     /// Long name lists, about eight names a line.
     private static func wrap(_ prefix: String, _ names: [String]) -> [String] {
         stride(from: 0, to: names.count, by: 8).map {
-            prefix + " " + names[$0..<min($0 + 8, names.count)].joined(separator: " ")
+            prefix + " " + joinedStrings(Array(names[$0..<min($0 + 8, names.count)]), separator: " ")
         }
     }
 

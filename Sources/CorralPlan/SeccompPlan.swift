@@ -57,7 +57,7 @@ public struct ArgumentRule: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(syscall)(\(comparisons.map(\.description).joined(separator: ", "))) # \(note)"
+        "\(syscall)(\(joinedStrings(comparisons.map(\.description), separator: ", "))) # \(note)"
     }
 }
 

@@ -119,7 +119,8 @@ public struct CgroupHost: Sendable, Hashable, CustomStringConvertible {
             guard path == mount.root || path.hasPrefix(root + "/") else { continue }
             let relative = path.dropFirst(root.count)
             let base = mount.mountPoint == "/" ? "" : mount.mountPoint
-            return (mount, relative == "/" || relative.isEmpty ? mount.mountPoint : base + relative)
+            // String + String: `+ relative` (a Substring) would look a conformance up at run time.
+            return (mount, relative == "/" || relative.isEmpty ? mount.mountPoint : base + String(relative))
         }
         return nil
     }

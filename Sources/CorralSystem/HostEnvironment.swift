@@ -134,7 +134,11 @@ public enum HostEnvironment {
 
     /// The process environment as a dictionary.
     public static func environment() -> [String: String] {
-        var result: [String: String] = [:]
+        var count = 0
+        while unsafe environ[count] != nil { count += 1 }
+        // Sized once: growing it ran the standard library's prebuilt resize, which looks a
+        // conformance up at run time (a scan of the binary's records, ~0.1 ms a launch).
+        var result = [String: String](minimumCapacity: count)
         var pointer = unsafe environ
         while let entry = unsafe pointer.pointee {
             let text = unsafe String(cString: entry)
@@ -301,12 +305,27 @@ extension HostEnvironment {
     }
 }
 
-/// SHA-256 as lowercase hex.
-public func sha256Hex(_ bytes: [UInt8]) -> String {
+/// SHA-256 (the launcher's C implementation: no swift-crypto on the launch path).
+public func sha256(_ bytes: [UInt8]) -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
     unsafe bytes.withUnsafeBytes { unsafe corral_sha256($0.baseAddress, $0.count, &digest) }
-    return digest.map { byte in
-        let hex = String(byte, radix: 16)
-        return hex.count == 1 ? "0" + hex : hex
-    }.joined()
+    return digest
+}
+
+/// SHA-256 as lowercase hex.
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    lowercaseHex(sha256(bytes))
+}
+
+/// Bytes as lowercase hex. A plain loop: `map` + `joined()` made each launch look up a
+/// protocol conformance at run time (a scan of every conformance record in the binary).
+public func lowercaseHex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0xF)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }

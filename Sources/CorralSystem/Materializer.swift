@@ -222,7 +222,9 @@ public enum Materializer {
             var targets: [String] = []
             for bind in binds where PlanCompiler.isBeneath(real, bind.source) {
                 let suffix = real.dropFirst(bind.source == "/" ? 0 : bind.source.count)
-                let target = bind.target == "/" ? String(suffix) : bind.target + suffix
+                // String + String: `+ suffix` (a Substring) is the generic append, whose first
+                // use looks a conformance up at run time.
+                let target = bind.target == "/" ? String(suffix) : bind.target + String(suffix)
                 if !targets.contains(target) { targets.append(target) }
             }
             // Only where a bind really shows it: Corral's own /tmp or /dev may cover the spot.
@@ -380,7 +382,7 @@ public enum Materializer {
 
     private static func prepareCommand(_ plan: LaunchPlan, environment: [String: String],
                                        into prepared: PreparedLaunch) {
-        var env: [String: String] = [:]
+        var env = [String: String](minimumCapacity: plan.environment.count)  // no resize: see HostEnvironment.environment
         var order: [String] = []
         for entry in plan.environment {
             let value: String?

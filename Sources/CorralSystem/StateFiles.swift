@@ -20,9 +20,14 @@ public enum StateFiles {
     ///
     /// The corresponding C function is `mkdir`.
     public static func createFolders(_ path: String, mode: UInt32 = 0o700) throws(Errno) {
+        // Usually there already: one lstat instead of a mkdir per component.
+        if try kind(of: path) == .directory { return }
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
-            prefix += "/" + component
+            // Concrete String appends: the generic `"/" + component` made the launch path
+            // look up a protocol conformance at run time (a scan of the binary's records).
+            prefix.append("/")
+            prefix.append(String(component))
             switch valueOrErrno(retryOnInterrupt: true, { system_mkdirOwner(prefix, mode_t(mode)) }) {
             case .success, .failure(.fileExists): continue
             case .failure(let error): throw error
