@@ -142,15 +142,6 @@ public enum Corral {
         try Supervisor(loaded: loaded, options: options).run()
     }
 
-    /// Starts loading the audit log's signing key (in `stateDirectory`, by default the one the
-    /// process environment names) on another thread; a run started later in this process
-    /// finds it loaded. Optional: a run loads the key itself otherwise. Call it after
-    /// `blockForwardedSignals`, which must come before any thread exists.
-    public static func preloadAuditKey(stateDirectory: String? = nil) {
-        guard let state = stateDirectory ?? StateDirectory.current() else { return }
-        AuditLog.preloadKey(keyFolder: StateDirectory.keyFolder(state: state))
-    }
-
     /// Blocks `signals` in the calling thread so a later run can forward them; call it early
     /// in `main`, before other threads exist.
     public static func blockForwardedSignals(_ signals: [Int32]) {

@@ -60,6 +60,9 @@ final class RunAudit: @unchecked Sendable {
     func prepareStart(_ makeStart: () -> AuditRunStart) {
         guard !startPrepared else { return }
         startPrepared = true
+        // The signing key is derived here too, off the launch's critical path (the sandbox
+        // builds its root meanwhile); a public key file it cannot put right fails the audit.
+        do throws(CorralError) { try log.prepareKey() } catch { failure.withLock { if $0 == nil { $0 = error } } }
         let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine())
         startEntry.withLock { $0 = entry }
     }

@@ -57,52 +57,64 @@ public enum AuditKey {
 }
 
 /// The private half, loaded (or created on first use) by `AuditLog`.
-struct AuditSigningKey: Sendable {
-    let privateKey: Curve25519.Signing.PrivateKey
-    let publicKey: [UInt8]
-    let identity: String
-
-    init(_ privateKey: Curve25519.Signing.PrivateKey) {
-        self.privateKey = privateKey
-        self.publicKey = Array(privateKey.publicKey.rawRepresentation)
-        self.identity = AuditKey.identity(of: publicKey)
+///
+/// Opening a log reads and checks the key files at once, so a run with an unusable key is
+/// refused before it starts; the Ed25519 key itself (a scalar multiplication, and swift-crypto's
+/// first use in the process) is derived on first use, or by `prepare()`, which a run calls
+/// while its sandbox builds its root. The public key file names the public half meanwhile.
+final class AuditSigningKey: Sendable {
+    private struct Derived {
+        let privateKey: Curve25519.Signing.PrivateKey
+        let publicKey: [UInt8]
+        let identity: String
     }
+
+    private let seed: [UInt8]
+    /// The `.pub` file's path, checked against the derived public key (and rewritten when it
+    /// does not match) once the key is derived.
+    private let publicKeyPath: String
+    private let derived = Mutex<Derived?>(nil)
+    /// Set when a `.pub` file found wrong at derivation could not be rewritten.
+    private let publishFailure = Mutex<CorralError?>(nil)
+
+    private init(seed: [UInt8], publicKeyPath: String) {
+        self.seed = seed
+        self.publicKeyPath = publicKeyPath
+    }
+
+    var publicKey: [UInt8] { derive().publicKey }
+    var identity: String { derive().identity }
+
+    /// Derives the key now (it is derived on first use otherwise).
+    func prepare() { _ = derive() }
 
     /// Hex of the Ed25519 signature of `message`.
     func sign(_ message: [UInt8]) throws(CorralError) -> String {
         do {
-            return JSONWriter.hex(try privateKey.signature(for: message))
+            return JSONWriter.hex(try derive().privateKey.signature(for: message))
         } catch {
             throw CorralError(.supervisionFailed, operation: "sign audit event", message: "\(error)")
         }
     }
 
-    /// A key being loaded ahead of its use (`AuditLog.preloadKey`): the folder, and the
-    /// thread that loads it.
-    private static let preloading = Mutex<(folder: String, thread: HostEnvironment.JoinableThread)?>(nil)
-    private static let preloaded = Mutex<(folder: String, key: AuditSigningKey)?>(nil)
-
-    /// Starts loading the key in `folder` on a thread of its own (reading it and deriving its
-    /// public half costs a quarter of a millisecond, which `corral run` spends while it reads
-    /// the manifest). A key that does not exist yet is left to `loadOrCreate`, as is any error.
-    static func preload(folder: String) {
-        if let earlier = preloading.withLock({ slot in defer { slot = nil }; return slot }) {
-            HostEnvironment.join(earlier.thread)  // a preload nobody took: its thread ends first
-        }
-        let thread = HostEnvironment.startJoinableThread {
-            if let key = try? read(AuditKey.privateKeyPath(folder: folder)) {
-                preloaded.withLock { $0 = (folder, key) }
+    private func derive() -> Derived {
+        var published = false
+        let key = derived.withLock { slot -> Derived in
+            if let slot { return slot }
+            // Any 32 bytes are an Ed25519 seed; `read` checked the length.
+            guard let privateKey = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+                preconditionFailure("a 32-byte Ed25519 seed was refused")
             }
+            let publicKey = Array(privateKey.publicKey.rawRepresentation)
+            let made = Derived(privateKey: privateKey, publicKey: publicKey, identity: AuditKey.identity(of: publicKey))
+            slot = made
+            published = true
+            return made
         }
-        preloading.withLock { $0 = (folder, thread) }
-    }
-
-    /// The key `preload` loaded from `folder`, if it did.
-    private static func takePreloaded(folder: String) -> AuditSigningKey? {
-        guard let pending = preloading.withLock({ slot in defer { slot = nil }; return slot }) else { return nil }
-        HostEnvironment.join(pending.thread)
-        guard pending.folder == folder else { return nil }
-        return preloaded.withLock { slot in defer { slot = nil }; return slot?.folder == folder ? slot?.key : nil }
+        if published {
+            do { try Self.publish(key.publicKey, at: publicKeyPath) } catch { publishFailure.withLock { $0 = error } }
+        }
+        return key
     }
 
     /// The key in `folder`, created when there is none. Concurrent first uses agree on one
@@ -113,54 +125,59 @@ struct AuditSigningKey: Sendable {
         do { try StateFiles.createFolders(folder, mode: 0o700) } catch {
             throw CorralError(.setupFailed, operation: "create audit key folder", path: folder, errno: error)
         }
-        let key: AuditSigningKey
-        var existing = takePreloaded(folder: folder)
-        if existing == nil { existing = try read(path) }
-        if let existing {
-            key = existing
-        } else {
-            let candidate = Curve25519.Signing.PrivateKey()
-            let text = Array((JSONWriter.hex(candidate.rawRepresentation) + "\n").utf8)
-            do {
-                try StateFiles.createOnce(path, text, mode: 0o600)
-                key = AuditSigningKey(candidate)
-            } catch .fileExists {
-                guard let winner = try read(path) else {
-                    throw CorralError(.setupFailed, operation: "read audit signing key", path: path,
-                                      message: "it vanished while being created")
-                }
-                key = winner
-            } catch {
-                throw CorralError(.setupFailed, operation: "create audit signing key", path: path, errno: error)
+        let publicPath = AuditKey.publicKeyPath(folder: folder)
+        if let seed = try readSeed(path) {
+            let key = AuditSigningKey(seed: seed, publicKeyPath: publicPath)
+            // No usable public key file yet: derive and write it now, while a failure can
+            // still refuse the run.
+            if (try? HostEnvironment.readFile(publicPath)).flatMap(AuditKey.decodeKeyFile) == nil {
+                try publish(key.publicKey, at: publicPath)
             }
+            return key
         }
-        try key.publishPublicKey(folder: folder)
+        let candidate = Curve25519.Signing.PrivateKey()
+        let text = Array((JSONWriter.hex(candidate.rawRepresentation) + "\n").utf8)
+        let key: AuditSigningKey
+        do {
+            try StateFiles.createOnce(path, text, mode: 0o600)
+            key = AuditSigningKey(seed: Array(candidate.rawRepresentation), publicKeyPath: publicPath)
+        } catch .fileExists {
+            guard let winner = try readSeed(path) else {
+                throw CorralError(.setupFailed, operation: "read audit signing key", path: path,
+                                  message: "it vanished while being created")
+            }
+            key = AuditSigningKey(seed: winner, publicKeyPath: publicPath)
+        } catch {
+            throw CorralError(.setupFailed, operation: "create audit signing key", path: path, errno: error)
+        }
+        try publish(key.publicKey, at: publicPath)
         return key
     }
 
-    /// The private key at `path`; nil when there is none.
-    private static func read(_ path: String) throws(CorralError) -> AuditSigningKey? {
+    /// The 32-byte private key at `path`; nil when there is none.
+    private static func readSeed(_ path: String) throws(CorralError) -> [UInt8]? {
         let text: [UInt8]
         do { text = try HostEnvironment.readFile(path) } catch .noSuchFileOrDirectory { return nil } catch {
             throw CorralError(.setupFailed, operation: "read audit signing key", path: path, errno: error)
         }
-        guard let raw = AuditKey.decodeKeyFile(text),
-              let privateKey = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+        guard let raw = AuditKey.decodeKeyFile(text), raw.count == 32 else {
             throw CorralError(.setupFailed, operation: "read audit signing key", path: path,
                               message: "not an Ed25519 private key (64 hex digits)",
                               hint: "move the file aside; a new key is made on the next run (signatures then name the new key)")
         }
-        return AuditSigningKey(privateKey)
+        return raw
     }
 
     /// Writes the `.pub` file when it is missing or does not match the private key (always
     /// derived from it, so a stale or edited `.pub` is put right).
-    private func publishPublicKey(folder: String) throws(CorralError) {
-        let path = AuditKey.publicKeyPath(folder: folder)
+    private static func publish(_ publicKey: [UInt8], at path: String) throws(CorralError) {
         let text = Array((JSONWriter.hex(publicKey) + "\n").utf8)
         if let existing = try? HostEnvironment.readFile(path), existing == text { return }
         do { try StateFiles.replace(path, text, mode: 0o644, durable: true) } catch {
             throw CorralError(.setupFailed, operation: "write audit public key", path: path, errno: error)
         }
     }
+
+    /// A `.pub` file that was found wrong when the key was derived and could not be rewritten.
+    var publishError: CorralError? { publishFailure.withLock { $0 } }
 }

@@ -82,10 +82,11 @@ public final class AuditLog: Sendable {
         self.durable = durable
     }
 
-    /// Starts loading the signing key in `keyFolder` on another thread, so that opening a
-    /// log with that key folder later in this process finds it loaded.
-    public static func preloadKey(keyFolder: String) {
-        AuditSigningKey.preload(folder: keyFolder)
+    /// Derives the signing key now, rather than at the first signature (see `AuditSigningKey`).
+    /// - Throws: when the key folder's public key file was wrong and could not be rewritten.
+    public func prepareKey() throws(CorralError) {
+        key.prepare()
+        if let error = key.publishError { throw error }
     }
 
     /// The public half of the signing key (32 bytes), and its identity as written in signed events.

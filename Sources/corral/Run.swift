@@ -49,7 +49,6 @@ struct Run: ParsableCommand {
         // SIGHUP, SIGINT, SIGQUIT, SIGTERM are forwarded; SIGCONT resumes a paused run.
         let forwarded: [Int32] = [1, 2, 3, 15, 18]
         Corral.blockForwardedSignals(forwarded)
-        Corral.preloadAuditKey()  // while the manifest is read and checked
         let result: RunResult
         var eventFile: Int32?
         var reportFile: Int32?

@@ -67,6 +67,33 @@ struct AuditLogTests {
         #expect(try AuditKey.readPublicKey(path: AuditKey.publicKeyPath(folder: scratch.keys)) == first.publicKey)
     }
 
+    /// Opening a log with a key reads and checks the key file but derives the Ed25519 key
+    /// only when it is first used: an edited public key file is put right then.
+    @Test func anEditedPublicKeyFileIsPutRightWhenTheKeyIsDerived() throws {
+        let scratch = try Scratch()
+        let first = try scratch.openLog()
+        let real = first.publicKey
+        let path = AuditKey.publicKeyPath(folder: scratch.keys)
+        try Data((String(repeating: "ab", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        let second = try scratch.openLog()
+        #expect(try AuditKey.readPublicKey(path: path) != real, "not derived yet: the file is as found")
+        try second.prepareKey()
+        #expect(try AuditKey.readPublicKey(path: path) == real)
+        #expect(second.publicKey == real)
+    }
+
+    /// A private key file that holds no key refuses the log before anything is written.
+    @Test func aDamagedPrivateKeyRefusesTheLog() throws {
+        let scratch = try Scratch()
+        _ = try scratch.openLog()
+        try Data("not a key\n".utf8).write(to: URL(fileURLWithPath: AuditKey.privateKeyPath(folder: scratch.keys)))
+        #expect {
+            _ = try scratch.openLog()
+        } throws: { error in
+            "\(error)".contains("not an Ed25519 private key")
+        }
+    }
+
     /// Twenty first uses at once agree on one key.
     @Test func concurrentFirstUseMakesOneKey() throws {
         let scratch = try Scratch()
