@@ -81,11 +81,14 @@ static int step_reset_signals(void) {
     // a Ctrl-C on the caller's terminal then reaches only the supervisor, which forwards it
     // once, instead of killing an init that has no handlers yet.
     if (setsid() < 0) return -1;
-    sigset_t none;
+    sigset_t none, blocked;
     sigemptyset(&none);
+    if (sigprocmask(SIG_BLOCK, NULL, &blocked) < 0) return -1;
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        signal(sig, SIG_IGN);  // discards any instance already pending
+        // Only a blocked signal can be pending here (a clone starts with none, and an
+        // unblocked one is delivered at once): ignoring it first discards that instance.
+        if (sigismember(&blocked, sig) == 1) signal(sig, SIG_IGN);
         signal(sig, SIG_DFL);
     }
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return -1;
@@ -103,9 +106,10 @@ static void step_wait_for_release(const struct corral_launch_plan *shared, int s
         if (syscall(SYS_futex, word, FUTEX_WAIT, 0, &timeout, NULL, 0) < 0 && errno == ETIMEDOUT) {
             char byte;
             // End-of-file (0) or a message: the recvmsg that follows settles it.
-            if (recv(sync_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) return;
+            if (recv(sync_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) break;
         }
     }
+    if (shared->spread_cpus) sched_setaffinity(0, sizeof shared->cpus, (const cpu_set_t *)shared->cpus);
 }
 
 /// Waits for "go"; a descriptor attached to it (the Landlock ruleset) lands in `*passed`.
@@ -377,6 +381,9 @@ void corral_child_main(const struct corral_launch_plan *shared) {
     // Until "go", only the early fields of the shared plan are valid.
     const struct corral_launch_plan *plan = shared;
 
+    // Started on another core than the parent's (see `spread_cpus`): the inherited CPU set
+    // back, so the scheduler balances it from here on.
+    if (plan->spread_cpus) sched_setaffinity(0, sizeof plan->cpus, (const cpu_set_t *)plan->cpus);
     if (step_reset_signals() < 0) { corral_fail(&failure, CORRAL_STAGE_SIGNALS, 0); report_and_exit(plan, &failure); }
     if (step_join_cgroups(plan, &index) < 0) { corral_fail(&failure, CORRAL_STAGE_CGROUP, index); report_and_exit(plan, &failure); }
     int keep[] = {plan->sync_fd, plan->report_fd, plan->status_fd,

@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -27,6 +28,17 @@
 #define SECCOMP_GET_ACTION_AVAIL 2
 #endif
 
+/// Moves `child` off the calling thread's CPU (see `spread_cpus`); init restores its set.
+static void corral_spread_from_here(const struct corral_launch_plan *plan, pid_t child) {
+    if (!plan->spread_cpus) return;
+    int here = sched_getcpu();
+    if (here < 0) return;
+    cpu_set_t others;
+    memcpy(&others, plan->cpus, sizeof others);
+    CPU_CLR(here, &others);
+    if (CPU_COUNT(&others) > 0) sched_setaffinity(child, sizeof others, &others);
+}
+
 int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd) {
     // clone3 without CLONE_VM: the child gets a copy-on-write image and runs on its own
     // stack copy; only the plan's arena is shared. Only the user and pid namespaces are made
@@ -43,10 +55,14 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)plan->cgroup_fd;
     }
+    struct corral_launch_plan *writable = (struct corral_launch_plan *)plan;
+    writable->spread_cpus = sched_getaffinity(0, sizeof writable->cpus, (cpu_set_t *)writable->cpus) == 0
+        && CPU_COUNT((cpu_set_t *)writable->cpus) > 1;
     long rc = syscall(SYS_clone3, &args, sizeof args);
     if (rc < 0) return errno;
     if (rc == 0) corral_child_main(plan);  // never returns
     *pid = (pid_t)rc;
+    corral_spread_from_here(plan, (pid_t)rc);
     // CLONE_PIDFD descriptors are always close-on-exec.
     *pidfd = fd;
     return 0;
@@ -77,7 +93,8 @@ int corral_send_byte(int socket_fd, char byte, int pass_fd) {
     return n == 1 ? 0 : -errno;
 }
 
-void corral_release_child(struct corral_launch_plan *plan) {
+void corral_release_child(struct corral_launch_plan *plan, pid_t child) {
+    corral_spread_from_here(plan, child);
     // Shared (not FUTEX_PRIVATE): the word is in a MAP_SHARED page of two processes.
     if (__atomic_exchange_n(&plan->release_word, 1, __ATOMIC_RELEASE) == 0)
         syscall(SYS_futex, &plan->release_word, FUTEX_WAKE, 1, NULL, NULL, 0);

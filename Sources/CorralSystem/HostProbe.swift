@@ -1,6 +1,7 @@
 import CCap
 import CCorralLaunch
 import CorralPlan
+import CorralProfile
 import Glibc
 
 /// Everything Corral learns about the host, in one place: `HostFacts` for the compiler and
@@ -59,9 +60,9 @@ public struct HostProbe: Sendable {
     func dynamicLoaders() -> [String] {
         var found: Set<String> = []
         for path in Self.loaderCandidates {
-            if let real = try? canonicalPath(path) { found.insert(real) }
+            if let real = try? canonicalPathByOpening(path) { found.insert(real) }
         }
-        return found.sorted()
+        return stableSorted(Array(found))
     }
 
     // MARK: - The wider report

@@ -213,6 +213,15 @@ func canonicalPathAndIdentity(_ path: String) throws(Errno) -> (String, FileIden
     return (name, identity)
 }
 
+/// The canonical absolute path from one open, as `canonicalPathAndIdentity` finds it: three
+/// syscalls where realpath(3) makes one per path component.
+func canonicalPathByOpening(_ path: String) throws(Errno) -> String {
+    let fd = try FileDescriptor.openPath(path)
+    defer { fd.closeChecked() }
+    if let name = canonicalPath(of: fd) { return name }
+    return try canonicalPath(path)
+}
+
 /// The canonical absolute path (symlinks resolved).
 ///
 /// The corresponding C function is `realpath`.

@@ -43,6 +43,7 @@ static const struct command commands[] = {
     {"tcp-send",       3, 3,  "HOST PORT TEXT",     cmd_tcp_send},
     {"proc-status",    0, 0,  "",                   cmd_proc_status},
     {"pid",            0, 0,  "",                   cmd_pid},
+    {"cpus",           0, 0,  "",                   cmd_cpus},
     {"ps",             0, 0,  "",                   cmd_ps},
     {"hostname",       0, 0,  "",                   cmd_hostname},
     {"uid",            0, 0,  "",                   cmd_uid},

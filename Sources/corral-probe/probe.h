@@ -64,6 +64,7 @@ void cmd_tcp_send(int argc, char **argv);
 
 /* proc.c */
 void cmd_proc_status(int, char **);
+void cmd_cpus(int, char **);
 void cmd_pid(int, char **);
 void cmd_ps(int, char **);
 void cmd_hostname(int, char **);

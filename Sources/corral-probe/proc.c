@@ -47,6 +47,27 @@ void cmd_proc_status(int argc, char **argv)
             puts(lines[i]);
 }
 
+/* The CPUs this process may run on, as /proc/self/status lists them. */
+void cmd_cpus(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    char buf[512];
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f) {
+        report(errno, "cpus");
+        return;
+    }
+    while (fgets(buf, sizeof buf, f)) {
+        if (strncmp(buf, "Cpus_allowed_list:", 18) != 0)
+            continue;
+        char *value = buf + 18;
+        value += strspn(value, " \t");
+        value[strcspn(value, "\n")] = '\0';
+        printf("cpus %s\n", value);
+    }
+    fclose(f);
+}
+
 void cmd_pid(int argc, char **argv)
 {
     (void)argc, (void)argv;

@@ -20,6 +20,18 @@ import Testing
         }
     }
 
+    /// The launcher starts init away from the supervisor's CPU (`spread_cpus`); init puts
+    /// the supervisor's CPU set back before anything runs, so the command inherits it whole.
+    @Test("the command may run on every CPU the supervisor may", arguments: RunAs.allCases)
+    func cpuSet(_ runAs: RunAs) async throws {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let mine = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+            .dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+        try await withSandbox(runAs) { sandbox in
+            expectProbe(try await sandbox.probe("cpus"), printed: "cpus \(mine)")
+        }
+    }
+
     @Test("the command is pid 2, the child of the sandbox's init", arguments: RunAs.allCases)
     func pidNamespace(_ runAs: RunAs) async throws {
         try await withSandbox(runAs) { sandbox in
