@@ -19,6 +19,8 @@ final class Supervisor {
     }
 
     private var resources = ResourceUse()
+    /// The resource sample taken when the sandbox ended on its own (its init gone).
+    private var endSample: MeterSample?
 
     func run() throws(CorralError) -> RunResult {
         let startedAt = HostEnvironment.rfc3339Now()
@@ -167,9 +169,22 @@ final class Supervisor {
             }
         }
 
+        /// What the supervisor does while the sandbox builds its root (or, with syscalls
+        /// watched, once the command runs): the run-start entry, and the groups a SIGKILLed
+        /// corral left (housekeeping, not a step of this launch).
+        var housekept = false
+        func whileTheSandboxStarts() {
+            prepareAuditStart()
+            if !housekept {
+                housekept = true
+                meter?.removeStale()
+            }
+        }
+
         let process: SandboxProcess
         do {
-            process = try launch(pending, prepared, watcher: syscallWatcher, control: control, whileWaiting: prepareAuditStart)
+            process = try launch(pending, prepared, watcher: syscallWatcher, control: control,
+                                 whileWaiting: whileTheSandboxStarts)
         } catch {
             // A rule that killed the command's own exec ends a rogue run, not a failure of Corral.
             guard let reason = control.killReason else { throw error }
@@ -192,9 +207,8 @@ final class Supervisor {
         let launched = HostEnvironment.monotonicSeconds()
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
-        prepareAuditStart()  // done already unless syscalls are watched
+        whileTheSandboxStarts()  // done already unless syscalls are watched
         audit.began()
-        meter?.removeStale()  // a SIGKILLed corral's groups; the command already runs
 
         watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress,
               drainsEvents: syscallWatcher != nil)
@@ -346,7 +360,9 @@ final class Supervisor {
                 // The run ended on its own; what it did last still counts (a fork refused at
                 // the limit just before the end, an OOM kill that ended the command).
                 if let meter {
-                    _ = examine(meter.sample(), control: control, cpuLimit: cpuLimit, output: relay.total,
+                    let sample = meter.sample()
+                    endSample = sample  // init is gone: the report's figures need no second read
+                    _ = examine(sample, control: control, cpuLimit: cpuLimit, output: relay.total,
                                 seenLimitHits: &seenLimitHits)
                 }
                 break loop
@@ -403,7 +419,7 @@ final class Supervisor {
     }
 
     private func finishResources(process: SandboxProcess, meter: (any RunMeter)?, relay: OutputRelay) {
-        if let meter { note(meter.sample()) }
+        if let meter { note(endSample ?? meter.sample()) }
         if let usage = process.usage {
             resources.cpuUserSeconds = usage.userSeconds
             resources.cpuSystemSeconds = usage.systemSeconds

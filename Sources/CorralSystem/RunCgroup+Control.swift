@@ -106,18 +106,23 @@ extension RunCgroup {
     }
 
     static func removeTree(_ directory: String, timeout: Double) throws(CorralError) {
-        for child in CgroupFS.subdirectories(of: directory) {
-            try removeTree(directory + "/" + child, timeout: timeout)
-        }
-        // EBUSY while the kernel still counts an exiting task; any other error is final.
+        // Usually empty by now: one rmdir. EBUSY means child groups (the sandbox may make
+        // them: those go first, once) or a task the kernel still counts as exiting (retried
+        // until `timeout`); any other error is final.
         let deadline = HostEnvironment.monotonicSeconds() + timeout
         var interval = 50e-6
+        var childrenRemoved = false
         while true {
             do {
                 try CgroupFS.removeDirectory(directory)
                 return
             } catch where error == .noSuchFileOrDirectory {
                 return
+            } catch where error == .resourceBusy && !childrenRemoved {
+                childrenRemoved = true
+                for child in CgroupFS.subdirectories(of: directory) {
+                    try removeTree(directory + "/" + child, timeout: timeout)
+                }
             } catch where error == .resourceBusy && HostEnvironment.monotonicSeconds() < deadline {
                 CgroupFS.pause(interval)
                 interval = min(interval * 2, 5e-3)
