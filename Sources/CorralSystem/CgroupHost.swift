@@ -63,7 +63,7 @@ public struct CgroupHost: Sendable, Hashable, CustomStringConvertible {
     /// Builds the picture from the text of `/proc/<pid>/cgroup` and `/proc/<pid>/mountinfo`,
     /// reading each hierarchy's folder for v2 controllers and writability.
     init(cgroupFile: String, mountinfo: String, supervisorPID: Int32) {
-        let mounts = MountEntry.parse(mountinfo)
+        let mounts = MountEntry.parseCgroupMounts(mountinfo)
         var unified: Hierarchy?
         var legacy: [Hierarchy] = []
         for line in cgroupFile.split(separator: "\n") {
@@ -196,8 +196,16 @@ struct MountEntry: Sendable, Hashable {
     /// Per-superblock options; for cgroup v1 they name the controllers (`rw,cpu,cpuacct`).
     var superOptions: Set<String>
 
-    static func parse(_ text: String) -> [MountEntry] {
-        text.split(separator: "\n").compactMap { line in
+    /// The cgroup and cgroup2 mounts in `text`. Other lines are passed over before they are
+    /// split into fields: this runs at every launch with limits, and a host has dozens.
+    static func parseCgroupMounts(_ text: String) -> [MountEntry] {
+        let marker = Array(" - cgroup".utf8)
+        return text.split(separator: "\n").compactMap { line in
+            let bytes = Array(line.utf8)
+            guard bytes.count >= marker.count,
+                  (0...(bytes.count - marker.count)).contains(where: { start in
+                      bytes[start..<(start + marker.count)].elementsEqual(marker)
+                  }) else { return nil }
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count >= dash + 4 else { return nil }
             return MountEntry(root: unescape(fields[3]), mountPoint: unescape(fields[4]),

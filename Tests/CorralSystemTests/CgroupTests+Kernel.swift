@@ -18,7 +18,7 @@ extension CgroupTests {
         /// already enabled there; for the delegation test, which needs the real v2 root.
         static let spareV2Controller: String? = {
             guard usable, let unified = host.unified, unified.writable,
-                  MountEntry.parse(CgroupFS.read("/proc/self/mountinfo") ?? "")
+                  MountEntry.parseCgroupMounts(CgroupFS.read("/proc/self/mountinfo") ?? "")
                       .contains(where: { $0.fileSystem == "cgroup2" && $0.mountPoint == unified.mountPoint && $0.root == "/" })
             else { return nil }
             let offered = CgroupFS.controllerNames(CgroupFS.read(unified.mountPoint + "/cgroup.controllers") ?? "")
