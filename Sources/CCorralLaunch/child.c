@@ -95,6 +95,19 @@ static int step_reset_signals(void) {
     return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
+/// Puts back the CPU set inherited from the parent after the parent moved this process off
+/// its own CPU (`spread_cpus`). A parent that may use every online CPU gets "any CPU" back
+/// (so the command follows later cpuset changes, as it would have without the move); when
+/// the set cannot be restored (the cpuset shrank meanwhile), any CPU the cpuset allows.
+static void restore_cpus(const struct corral_launch_plan *shared) {
+    if (!shared->spread_cpus) return;
+    cpu_set_t any;
+    memset(&any, 0xFF, sizeof any);
+    const cpu_set_t *inherited = (const cpu_set_t *)shared->cpus;
+    if (shared->spread_cpus == 2 || sched_setaffinity(0, sizeof shared->cpus, inherited) < 0)
+        sched_setaffinity(0, sizeof any, &any);
+}
+
 /// Sleeps until the parent releases the child (`release_word`; see corral_launch.h), then
 /// returns for `step_wait_for_parent` to read "go". Every 100 ms it looks whether the
 /// parent's end of the sync socket is gone: a parent that died before PR_SET_PDEATHSIG was
@@ -103,13 +116,15 @@ static void step_wait_for_release(const struct corral_launch_plan *shared, int s
     uint32_t *word = (uint32_t *)&shared->release_word;
     while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0) {
         struct timespec timeout = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
-        if (syscall(SYS_futex, word, FUTEX_WAIT, 0, &timeout, NULL, 0) < 0 && errno == ETIMEDOUT) {
-            char byte;
-            // End-of-file (0) or a message: the recvmsg that follows settles it.
-            if (recv(sync_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) break;
-        }
+        if (syscall(SYS_futex, word, FUTEX_WAIT, 0, &timeout, NULL, 0) == 0) continue;
+        if (errno == EAGAIN || errno == EINTR) continue;
+        if (errno != ETIMEDOUT) break;  // no futex here (a filter around Corral?): recvmsg blocks instead
+        char byte;
+        // End-of-file (0) or a message: the recvmsg that follows settles it.
+        if (recv(sync_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) break;
     }
-    if (shared->spread_cpus) sched_setaffinity(0, sizeof shared->cpus, (const cpu_set_t *)shared->cpus);
+    // The parent moved this process off its CPU before sending go (`spread_cpus`).
+    restore_cpus(shared);
 }
 
 /// Waits for "go"; a descriptor attached to it (the Landlock ruleset) lands in `*passed`.
@@ -383,7 +398,7 @@ void corral_child_main(const struct corral_launch_plan *shared) {
 
     // Started on another core than the parent's (see `spread_cpus`): the inherited CPU set
     // back, so the scheduler balances it from here on.
-    if (plan->spread_cpus) sched_setaffinity(0, sizeof plan->cpus, (const cpu_set_t *)plan->cpus);
+    restore_cpus(plan);
     if (step_reset_signals() < 0) { corral_fail(&failure, CORRAL_STAGE_SIGNALS, 0); report_and_exit(plan, &failure); }
     if (step_join_cgroups(plan, &index) < 0) { corral_fail(&failure, CORRAL_STAGE_CGROUP, index); report_and_exit(plan, &failure); }
     int keep[] = {plan->sync_fd, plan->report_fd, plan->status_fd,

@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -48,7 +51,9 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
     int fd = -1;
     struct clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = (plan->clone_flags & (CLONE_NEWUSER | CLONE_NEWPID)) | CLONE_PIDFD;
+    // CLONE_CLEAR_SIGHAND: the supervisor's signal handlers are not init's (reset at the
+    // clone, before init's first instruction; ignored signals stay ignored until init resets them).
+    args.flags = (plan->clone_flags & (CLONE_NEWUSER | CLONE_NEWPID)) | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
     args.pidfd = (uint64_t)(uintptr_t)&fd;
     args.exit_signal = SIGCHLD;
     if (plan->cgroup_fd >= 0) {  // born in the run's v2 group (see `cgroup_fd`)
@@ -56,8 +61,11 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
         args.cgroup = (uint64_t)plan->cgroup_fd;
     }
     struct corral_launch_plan *writable = (struct corral_launch_plan *)plan;
-    writable->spread_cpus = sched_getaffinity(0, sizeof writable->cpus, (cpu_set_t *)writable->cpus) == 0
-        && CPU_COUNT((cpu_set_t *)writable->cpus) > 1;
+    writable->spread_cpus = 0;
+    if (sched_getaffinity(0, sizeof writable->cpus, (cpu_set_t *)writable->cpus) == 0) {
+        int count = CPU_COUNT((cpu_set_t *)writable->cpus);
+        if (count > 1) writable->spread_cpus = count >= sysconf(_SC_NPROCESSORS_ONLN) ? 2 : 1;
+    }
     long rc = syscall(SYS_clone3, &args, sizeof args);
     if (rc < 0) return errno;
     if (rc == 0) corral_child_main(plan);  // never returns
@@ -93,8 +101,11 @@ int corral_send_byte(int socket_fd, char byte, int pass_fd) {
     return n == 1 ? 0 : -errno;
 }
 
-void corral_release_child(struct corral_launch_plan *plan, pid_t child) {
+void corral_spread_child(const struct corral_launch_plan *plan, pid_t child) {
     corral_spread_from_here(plan, child);
+}
+
+void corral_release_child(struct corral_launch_plan *plan) {
     // Shared (not FUTEX_PRIVATE): the word is in a MAP_SHARED page of two processes.
     if (__atomic_exchange_n(&plan->release_word, 1, __ATOMIC_RELEASE) == 0)
         syscall(SYS_futex, &plan->release_word, FUTEX_WAKE, 1, NULL, NULL, 0);

@@ -181,6 +181,9 @@ final class Supervisor {
             }
         }
 
+        // limits.wall counts from "go": the command may run before `go` returns (the
+        // supervisor's own work in the wait is not the run's to spend).
+        let released = HostEnvironment.monotonicSeconds()
         let process: SandboxProcess
         do {
             process = try launch(pending, prepared, watcher: syscallWatcher, control: control,
@@ -210,8 +213,8 @@ final class Supervisor {
         whileTheSandboxStarts()  // done already unless syscalls are watched
         audit.began()
 
-        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, egress: egress,
-              drainsEvents: syscallWatcher != nil)
+        watch(process, plan: plan, control: control, relay: relay, signals: signals, launched: launched, released: released,
+              egress: egress, drainsEvents: syscallWatcher != nil)
         let ended = HostEnvironment.monotonicSeconds()
         meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
@@ -307,9 +310,10 @@ final class Supervisor {
     /// - Parameter drainsEvents: the syscall watcher queues events (`EventLog.enqueue`):
     ///   write them at least every `EventLog.drainInterval`.
     private func watch(_ process: SandboxProcess, plan: LaunchPlan, control: RunControl, relay: OutputRelay,
-                       signals: SignalWatcher?, launched: Double, egress: EgressWatch?, drainsEvents: Bool) {
+                       signals: SignalWatcher?, launched: Double, released: Double, egress: EgressWatch?,
+                       drainsEvents: Bool) {
         let meter = control.meter
-        let wallDeadline = plan.limits.wall.map { launched + $0.seconds }
+        let wallDeadline = plan.limits.wall.map { released + $0.seconds }
         let cpuLimit = plan.limits.cpu.map(\.seconds)
         let sampling = meter != nil && (cpuLimit != nil || control.samplesResources || plan.limits.memory != nil
                                         || plan.limits.processes != nil || options.statusLine)

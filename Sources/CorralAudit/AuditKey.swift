@@ -132,6 +132,7 @@ final class AuditSigningKey: Sendable {
             // still refuse the run.
             if (try? HostEnvironment.readFile(publicPath)).flatMap(AuditKey.decodeKeyFile) == nil {
                 try publish(key.publicKey, at: publicPath)
+                key.publishFailure.withLock { $0 = nil }  // written now, whatever derivation's try met
             }
             return key
         }
@@ -151,6 +152,7 @@ final class AuditSigningKey: Sendable {
             throw CorralError(.setupFailed, operation: "create audit signing key", path: path, errno: error)
         }
         try publish(key.publicKey, at: publicPath)
+        key.publishFailure.withLock { $0 = nil }
         return key
     }
 

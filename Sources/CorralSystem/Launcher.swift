@@ -112,7 +112,7 @@ public struct ProcessUsage: Sendable, Hashable {
     deinit {
         if !handedOver {
             sync.closeChecked()
-            unsafe corral_release_child(cPlan, process.pid)  // it reads end-of-file and ends
+            unsafe corral_release_child(cPlan)  // it reads end-of-file and ends
             report.closeChecked()
         }
     }
@@ -147,16 +147,18 @@ public struct ProcessUsage: Sendable, Hashable {
         unsafe Launcher.writePlan(cPlan, prepared: prepared, arena: arena, rootBase: Launcher.rootBase)
         guard !arena.overflowed else {
             sync.closeChecked()
-            unsafe corral_release_child(cPlan, process.pid)
+            unsafe corral_release_child(cPlan)
             throw CorralError(.setupFailed, operation: "prepare launch plan",
                               message: "the plan (command, environment, paths) is larger than \(SharedArena.capacity >> 20) MiB")
         }
         // A child that failed before "go" has closed its end: EPIPE here, and its failure
         // record is waiting on the report pipe.
+        // Off this CPU first: init may leave its wait (its timed check) as soon as go is sent.
+        unsafe corral_spread_child(cPlan, process.pid)
         let sent = corral_send_go(sync.rawValue, prepared.landlockRuleset?.rawValue ?? -1)
         sync.closeChecked()
         // The wake-up: init starts on the other core while `whileWaiting` runs on this one.
-        unsafe corral_release_child(cPlan, process.pid)
+        unsafe corral_release_child(cPlan)
         whileWaiting?()
         self.arena = nil  // the child's mapping keeps the pages until init unmaps them
         // The watcher may read the command's exec arguments here until the exec is reported.

@@ -97,10 +97,12 @@ extension RunCgroup {
     ///
     /// - Throws: `CorralError` (`.supervisionFailed`) for the first folder that could not be
     ///   removed, after trying them all; ``removeStale(host:)`` retries later.
-    public func remove() throws(CorralError) {
+    /// - Parameter timeout: how long each group may stay busy (a task the kernel still counts
+    ///   as exiting) before it is left in place.
+    public func remove(timeout: Double = 1) throws(CorralError) {
         var firstError: CorralError?
         for directory in directories {
-            do { try Self.removeTree(directory, timeout: 1) } catch { firstError = firstError ?? error }
+            do { try Self.removeTree(directory, timeout: timeout) } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
     }

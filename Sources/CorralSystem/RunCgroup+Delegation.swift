@@ -113,7 +113,8 @@ extension RunCgroup {
             let group = stray(name: name, directories: directories, host: host)
             if !name.hasSuffix("-supervisor") { try? group.kill() }
             do {
-                try group.remove()
+                // Briefly: this runs inside a launch's wait; a group still busy is the next run's.
+                try group.remove(timeout: 0.05)
                 removed.append(name)
             } catch {}
         }

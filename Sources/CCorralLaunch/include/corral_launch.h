@@ -220,7 +220,8 @@ struct corral_launch_plan {
     // the scheduler starts init on the idle core instead of queueing it behind the parent
     // (which still has work to do after "go"). Set by `corral_release_child`, never cleared.
     uint32_t release_word;
-    // Early. When the parent may run on more than one CPU: its CPU set, and 1. The kernel
+    // Early. When the parent may run on more than one CPU: its CPU set, and 1 (2 when that
+    // is every online CPU: init then restores "any CPU", as if never moved). The kernel
     // often starts (and wakes) init on the parent's own CPU, where it waits until the parent
     // blocks (~1 ms here) while another core idles; so the parent moves init off its CPU
     // at the clone and at the release, and init restores `cpus` as soon as it runs.
@@ -238,7 +239,10 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
 int corral_send_go(int sync_fd, int pass_fd);
 /// Wakes the child waiting on `plan->release_word` (after "go" is sent, or after the sync
 /// socket was closed without it). Idempotent.
-void corral_release_child(struct corral_launch_plan *plan, pid_t child);
+void corral_release_child(struct corral_launch_plan *plan);
+/// Moves the child off the calling thread's CPU (see `spread_cpus`); call it before "go" is
+/// sent, so that init's restore comes after it whichever way init leaves its wait.
+void corral_spread_child(const struct corral_launch_plan *plan, pid_t child);
 
 // MARK: - Parent-side helpers (provided in C because Swift's Glibc module lacks these)
 
