@@ -44,7 +44,8 @@ final class RunAudit: @unchecked Sendable {
     /// `prepareStart` and `ended`).
     func record(_ event: RunEvent, line: [UInt8]) {
         guard Self.records(event.type) else { return }
-        let entry = AuditLog.Entry(type: event.type.rawValue, run: run, payload: line)
+        // `line` comes from the hand-written encoders or JSONEncoder: compact JSON and a newline.
+        let entry = AuditLog.Entry(type: event.type.rawValue, run: run, payload: line, compact: true)
         buffer.withLock { $0.append(entry) }
     }
 
@@ -63,7 +64,7 @@ final class RunAudit: @unchecked Sendable {
         // The signing key is derived here too, off the launch's critical path (the sandbox
         // builds its root meanwhile); a public key file it cannot put right fails the audit.
         do throws(CorralError) { try log.prepareKey() } catch { failure.withLock { if $0 == nil { $0 = error } } }
-        let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine())
+        let entry = AuditLog.Entry(type: "run-start", run: run, payload: makeStart().auditLine(), compact: true)
         startEntry.withLock { $0 = entry }
     }
 
@@ -103,7 +104,7 @@ final class RunAudit: @unchecked Sendable {
     /// The run ended: everything queued, then the report, signed.
     /// - Throws: the first failure to append this run's entries.
     func ended(_ report: RunReport) throws(CorralError) {
-        buffer.withLock { $0.append(AuditLog.Entry(type: "run-end", run: run, payload: report.auditLine(), sign: true)) }
+        buffer.withLock { $0.append(AuditLog.Entry(type: "run-end", run: run, payload: report.auditLine(), sign: true, compact: true)) }
         flush()
         if let failure = failure.withLock({ $0 }) { throw failure }
     }

@@ -86,15 +86,40 @@ final class EventLog: Sendable {
     /// How long a queued event may wait for the supervisor's drain.
     static let drainInterval = 0.05
 
+    /// A numbered event waiting to be written. A watched call is kept as the call alone (the
+    /// event is built when written): a `RunEvent` is large, and building and queueing one
+    /// cost the watcher's thread, and so the waiting caller, most of a microsecond.
+    private enum Queued {
+        indirect case event(RunEvent)
+        case syscall(seq: Int, call: WatchedCall)
+
+        func event(goal: String) -> RunEvent {
+            switch self {
+            case .event(let event): return event
+            case .syscall(let seq, let call):
+                var event = RunEvent(seq: seq, time: "", type: .syscall, goal: goal)
+                event.syscall = call.syscall
+                event.pid = call.pid
+                event.call = call
+                return event
+            }
+        }
+    }
+
     private struct Queue {
         var count = 0
-        var pending: [(event: RunEvent, time: HostEnvironment.WallTime)] = []
+        var pending: [(entry: Queued, time: HostEnvironment.WallTime)] = []
 
         mutating func append(_ type: RunEvent.Kind, goal: String, _ fill: (inout RunEvent) -> Void) {
             count += 1
             var event = RunEvent(seq: count, time: "", type: type, goal: goal)
             fill(&event)
-            pending.append((event, HostEnvironment.wallTime()))
+            pending.append((.event(event), HostEnvironment.wallTime()))
+        }
+
+        mutating func appendSyscall(_ call: WatchedCall) {
+            count += 1
+            pending.append((.syscall(seq: count, call: call), HostEnvironment.wallTime()))
         }
     }
 
@@ -125,6 +150,13 @@ final class EventLog: Sendable {
         queue.withLock { $0.append(type, goal: goal, fill) }
     }
 
+    /// A watched call's `syscall` event: numbered and stamped now, like `enqueue`, and built
+    /// when written.
+    func enqueueSyscall(_ call: WatchedCall) {
+        guard isActive else { return }
+        queue.withLock { $0.appendSyscall(call) }
+    }
+
     /// Writes the queued events.
     func drain() {
         guard isActive else { return }
@@ -143,12 +175,13 @@ final class EventLog: Sendable {
 
     /// Encodes each event once, for the descriptor (one write for the batch) and the audit,
     /// then hands them to the observer in order (under `writing`: the observer must not emit).
-    private func write(_ batch: [(event: RunEvent, time: HostEnvironment.WallTime)]) {
+    private func write(_ batch: [(entry: Queued, time: HostEnvironment.WallTime)]) {
         guard !batch.isEmpty else { return }
         var events: [RunEvent] = []
         events.reserveCapacity(batch.count)
         var bytes: [UInt8] = []
-        for (var event, time) in batch {
+        for (entry, time) in batch {
+            var event = entry.event(goal: goal)
             event.time = HostEnvironment.rfc3339(time)
             // Encoded only for a reader: without --events, `start` and `exit` are not (the
             // first Codable encoding of each type costs a scan of the binary's conformance

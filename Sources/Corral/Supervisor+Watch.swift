@@ -29,7 +29,7 @@ extension Supervisor {
             observe: { call in
                 let count = streamed.add(1, ordering: .relaxed).newValue
                 if count <= Self.streamedCallLimit {
-                    events.enqueue(.syscall) { $0.syscall = call.syscall; $0.pid = call.pid; $0.call = call }
+                    events.enqueueSyscall(call)
                 } else if count == Self.streamedCallLimit + 1 {
                     events.enqueue(.limit) { $0.limit = "events"; $0.detail = "more watched calls than \(Self.streamedCallLimit); not streamed" }
                 }

@@ -19,12 +19,17 @@ public final class AuditLog: Sendable {
         public var payload: [UInt8]
         /// Sign this event (run ends): its signature covers the whole log up to it.
         public var sign: Bool
+        /// The payload is one compact JSON object from Corral's own encoders (a trailing
+        /// newline allowed): without secrets to redact, it is taken as it is instead of being
+        /// parsed again (a watched call's entry, thousands a second).
+        public var compact: Bool
 
-        public init(type: String, run: String, payload: [UInt8], sign: Bool = false) {
+        public init(type: String, run: String, payload: [UInt8], sign: Bool = false, compact: Bool = false) {
             self.type = type
             self.run = run
             self.payload = payload
             self.sign = sign
+            self.compact = compact
         }
     }
 
@@ -104,7 +109,7 @@ public final class AuditLog: Sendable {
     public func append(_ events: [Entry]) throws(CorralError) -> Position? {
         guard !events.isEmpty else { return nil }
         let payloads = events.map { event in
-            guard let payload = redactor.prepare(payload: event.payload) else {
+            guard let payload = redactor.prepare(payload: event.payload, compact: event.compact) else {
                 preconditionFailure("audit event \(event.type): the payload is not a JSON object")
             }
             return payload

@@ -22,11 +22,17 @@ struct Redactor: Sendable {
     /// `payload` checked to be one JSON object, made compact (whitespace outside strings
     /// removed, so the line stays one line) and with every secret replaced.
     /// - Returns: nil when `payload` is not a JSON object.
-    func prepare(payload: [UInt8]) -> [UInt8]? {
+    /// - Parameter compact: the caller vouches that `payload` is one compact JSON object
+    ///   (`AuditLog.Entry.compact`); with nothing to redact it is returned as it is, less a
+    ///   trailing newline.
+    func prepare(payload: [UInt8], compact: Bool = false) -> [UInt8]? {
         // Decoded strings equal their raw bytes unless an escape (`\`) is present, so without
         // one, a payload whose bytes hold no secret needs checking only.
         let searching = !secrets.isEmpty
             && (payload.contains(UInt8(ascii: "\\")) || secrets.contains { Self.find($0, in: payload[...]) != nil })
+        if compact && !searching && payload.first == UInt8(ascii: "{") {
+            return payload.last == 0x0A ? Array(payload.dropLast()) : payload
+        }
         guard let parsed = try? JSONReader.parse(payload, recordingScalars: searching, keepingValues: searching),
               case .object = parsed.0 else { return nil }
         var out: [UInt8] = []

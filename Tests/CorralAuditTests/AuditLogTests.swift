@@ -137,6 +137,25 @@ struct AuditLogTests {
         #expect(try scratch.verify(key: log.publicKey) == .valid(.init(events: 1, runs: 1, signatures: 0, uncheckedSignatures: 0)))
     }
 
+    /// A payload its writer vouches is compact (`Entry.compact`, a trailing newline allowed) is
+    /// stored as it is when it holds no secret, and redacted like any other when it does.
+    @Test func compactPayloadsAreStoredAsTheyAreUnlessTheyHoldASecret() throws {
+        let scratch = try Scratch()
+        let log = try scratch.openLog(secrets: ["hunter2-secret"])
+        let plain = #"{"call":{"path":"/etc/hostname","flags":0},"goal":"g","seq":1}"#
+        let secret = #"{"call":{"path":"/tmp/hunter2-secret"},"seq":2}"#
+        try log.append([
+            AuditLog.Entry(type: "syscall", run: "r-1", payload: Array((plain + "\n").utf8), compact: true),
+            AuditLog.Entry(type: "syscall", run: "r-1", payload: Array((secret + "\n").utf8), compact: true),
+        ])
+        let lines = try scratch.lines().map { String(decoding: $0, as: UTF8.self) }
+        #expect(lines.count == 2)
+        #expect(lines[0].contains(#""payload":\#(plain),"#), "\(lines[0])")
+        #expect(!lines[1].contains("hunter2"), "\(lines[1])")
+        #expect(try AuditRecord.parse(Array(lines[1].utf8.dropLast())).payload["call"]?["path"] == .string("/tmp/[redacted]"))
+        #expect(try scratch.verify(key: log.publicKey) == .valid(.init(events: 2, runs: 1, signatures: 0, uncheckedSignatures: 0)))
+    }
+
     // MARK: - Concurrency
 
     /// Twenty instances (separate open file descriptions, so `flock` contends) on twenty
