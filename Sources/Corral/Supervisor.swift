@@ -208,6 +208,9 @@ final class Supervisor {
             throw error
         }
         let launched = HostEnvironment.monotonicSeconds()
+        // Not with staged writes: their overlays must be gone before the commit reads the layers.
+        let mountNamespace = staged == nil ? MountNamespaceHold(pid: process.pid) : nil
+        defer { mountNamespace?.release() }
         control.started(at: launched)
         events.emit(.start) { $0.pid = process.pid; $0.command = plan.command }
         whileTheSandboxStarts()  // done already unless syscalls are watched
@@ -218,6 +221,7 @@ final class Supervisor {
         let ended = HostEnvironment.monotonicSeconds()
         meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
+        mountNamespace?.releaseInBackground()  // init is gone: the teardown runs beside the report
         // A plan whose mode has no listener (loopback without ports) still reports its egress part.
         let egressSummary = egress?.finish(control: control) ?? plan.egress.map { EgressSummary(plan: $0) }
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended

@@ -73,6 +73,45 @@ public final class SandboxProcess: @unchecked Sendable {
     }
 }
 
+/// A reference to a running sandbox's mount namespace. When init exits holding the last
+/// one, its exit, and so the supervisor's wake-up, waits for the namespace's teardown: every
+/// mount unmounted and an RCU grace period (~0.3 ms here, on every run's critical path). With
+/// this reference taken while the command runs, init's exit is prompt, and the teardown
+/// happens when the reference is released: `releaseInBackground` does it on a thread of its
+/// own while the supervisor writes the report and the audit entry.
+public final class MountNamespaceHold: Sendable {
+    private let descriptor: Mutex<Int32>
+    private let releasing = Mutex<HostEnvironment.JoinableThread?>(nil)
+
+    /// Takes the reference; nil when `/proc/PID/ns/mnt` cannot be opened (then init's exit
+    /// does the teardown, as without it). `pid` must be the caller's unreaped child.
+    public init?(pid: pid_t) {
+        let fd = system_open("/proc/\(pid)/ns/mnt", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        descriptor = Mutex(fd)
+    }
+
+    deinit { release() }
+
+    private func take() -> Int32 { descriptor.withLock { fd in defer { fd = -1 }; return fd } }
+
+    /// Drops the reference on a thread of its own (the namespace's teardown runs there).
+    public func releaseInBackground() {
+        let fd = take()
+        guard fd >= 0 else { return }
+        let thread = HostEnvironment.startJoinableThread { _ = Glibc.close(fd) }
+        releasing.withLock { $0 = thread }
+    }
+
+    /// Drops the reference, or waits for `releaseInBackground`'s thread: the teardown is over
+    /// when this returns.
+    public func release() {
+        let fd = take()
+        if fd >= 0 { _ = Glibc.close(fd) }
+        if let thread = releasing.withLock({ slot in defer { slot = nil }; return slot }) { HostEnvironment.join(thread) }
+    }
+}
+
 /// What a reaped process tree used, from the kernel's rusage accounting.
 public struct ProcessUsage: Sendable, Hashable {
     public var userSeconds: Double
