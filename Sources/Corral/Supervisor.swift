@@ -35,7 +35,12 @@ final class Supervisor {
         // anything is cloned.
         let enforcement = try LimitSetup.prepare(profile.limits, monitor: profile.monitor)
         let meter = enforcement.meter
-        defer { meter?.finish() }
+        // Removed at the end, or (once the sandbox is reaped) on a thread of its own beside the
+        // report and the audit entry: rmdir of a cgroup costs tens of microseconds each.
+        var meterRemoval: HostEnvironment.JoinableThread?
+        defer {
+            if let meterRemoval { HostEnvironment.join(meterRemoval) } else { meter?.finish() }
+        }
         if !options.quiet {
             for warning in enforcement.warnings { HostEnvironment.writeStandardError("corral: warning: \(warning)\n") }
         }
@@ -222,6 +227,11 @@ final class Supervisor {
         meter?.killAll()  // init is gone, and with it its pid namespace; nothing may linger
         let termination = Termination(waitStatus: process.reap())
         mountNamespace?.releaseInBackground()  // init is gone: the teardown runs beside the report
+        if let meter {
+            // Every process of the run is gone (init reaped, its pid namespace with it).
+            if endSample == nil { endSample = meter.sample() }  // the report's figures, read before removal
+            meterRemoval = HostEnvironment.startJoinableThread { meter.finish() }
+        }
         // A plan whose mode has no listener (loopback without ports) still reports its egress part.
         let egressSummary = egress?.finish(control: control) ?? plan.egress.map { EgressSummary(plan: $0) }
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
