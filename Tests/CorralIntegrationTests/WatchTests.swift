@@ -289,9 +289,10 @@ struct WatchDecisionTests {
                 #expect(result.termination == .exited(0))
                 #expect(result.report.watched?.first?.syscall == "execve")
             }
-            // Other suites run in parallel in this process: a small drift is theirs, a leak per run is ours.
-            #expect(count("/proc/self/fd") - descriptors < 10, "descriptors: \(descriptors) → \(count("/proc/self/fd"))")
-            #expect(count("/proc/self/task") - threads < 10, "threads: \(threads) → \(count("/proc/self/task"))")
+            // Other suites run in parallel in this process, each run in flight holding a few
+            // descriptors and threads: a drift below 20 is theirs, a leak per run (30) is ours.
+            #expect(count("/proc/self/fd") - descriptors < 20, "descriptors: \(descriptors) → \(count("/proc/self/fd"))")
+            #expect(count("/proc/self/task") - threads < 20, "threads: \(threads) → \(count("/proc/self/task"))")
         }
     }
 
