@@ -32,7 +32,7 @@
 #endif
 
 /// Moves `child` off the calling thread's CPU (see `spread_cpus`); init restores its set.
-static void corral_spread_from_here(const struct corral_launch_plan *plan, pid_t child) {
+void corral_spread_child(const struct corral_launch_plan *plan, pid_t child) {
     if (!plan->spread_cpus) return;
     int here = sched_getcpu();
     if (here < 0) return;
@@ -42,7 +42,7 @@ static void corral_spread_from_here(const struct corral_launch_plan *plan, pid_t
     if (CPU_COUNT(&others) > 0) sched_setaffinity(child, sizeof others, &others);
 }
 
-int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd) {
+int corral_launch(struct corral_launch_plan *plan, pid_t *pid, int *pidfd) {
     // clone3 without CLONE_VM: the child gets a copy-on-write image and runs on its own
     // stack copy; only the plan's arena is shared. Only the user and pid namespaces are made
     // here (init must be pid 1): the others, the network namespace above all (~0.8 ms), are
@@ -60,17 +60,16 @@ int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd)
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)plan->cgroup_fd;
     }
-    struct corral_launch_plan *writable = (struct corral_launch_plan *)plan;
-    writable->spread_cpus = 0;
-    if (sched_getaffinity(0, sizeof writable->cpus, (cpu_set_t *)writable->cpus) == 0) {
-        int count = CPU_COUNT((cpu_set_t *)writable->cpus);
-        if (count > 1) writable->spread_cpus = count >= sysconf(_SC_NPROCESSORS_ONLN) ? 2 : 1;
+    plan->spread_cpus = 0;
+    if (sched_getaffinity(0, sizeof plan->cpus, (cpu_set_t *)plan->cpus) == 0) {
+        int count = CPU_COUNT((cpu_set_t *)plan->cpus);
+        if (count > 1) plan->spread_cpus = count >= sysconf(_SC_NPROCESSORS_ONLN) ? 2 : 1;
     }
     long rc = syscall(SYS_clone3, &args, sizeof args);
     if (rc < 0) return errno;
     if (rc == 0) corral_child_main(plan);  // never returns
     *pid = (pid_t)rc;
-    corral_spread_from_here(plan, (pid_t)rc);
+    corral_spread_child(plan, (pid_t)rc);
     // CLONE_PIDFD descriptors are always close-on-exec.
     *pidfd = fd;
     return 0;
@@ -99,10 +98,6 @@ int corral_send_byte(int socket_fd, char byte, int pass_fd) {
     ssize_t n;
     do { n = sendmsg(socket_fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
     return n == 1 ? 0 : -errno;
-}
-
-void corral_spread_child(const struct corral_launch_plan *plan, pid_t child) {
-    corral_spread_from_here(plan, child);
 }
 
 void corral_release_child(struct corral_launch_plan *plan) {

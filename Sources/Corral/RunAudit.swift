@@ -9,7 +9,7 @@ import Synchronization
 /// entry leads the first batch, due `firstFlush` after the start: a run that ends sooner
 /// costs one append.
 final class RunAudit: @unchecked Sendable {
-    // @unchecked: `startJob` is set once by the supervising thread before it is read by it.
+    // @unchecked: `startPrepared` is read and written by the supervising thread only.
     let run: String
     private let log: AuditLog
     private let buffer = Mutex<[AuditLog.Entry]>([])

@@ -63,13 +63,12 @@ public struct RunEvent: Sendable, Codable, Hashable {
 /// hands each to an optional observer (the library's callers). Safe from any thread: the
 /// supervisor's and the syscall watcher's events are numbered and written in one order.
 ///
-/// Two ways in. `emit` writes at once (with everything queued before it). `enqueue` only
-/// numbers the event and stamps its time, for the syscall watcher: a watched call's caller
-/// is answered first, and the next call would otherwise wait for its JSON, its audit entry
-/// and the write (with JSONEncoder, 5–15 µs a call on the CPU the caller shares with the
-/// watcher). A monitor rule's event, emitted on the watcher's thread, writes the queue
-/// there: rare, and it keeps the order. The
-/// queue is written by the next `emit` or `drain`: the supervisor drains it every
+/// Two ways in. `emit` writes at once (with everything queued before it). `enqueue` and
+/// `enqueueSyscall` only number the event and stamp its time, for the syscall watcher: a
+/// watched call's caller is answered first, and the next call would otherwise wait for its
+/// JSON, its audit entry and the write on the CPU the caller shares with the watcher. A
+/// monitor rule's event, emitted on the watcher's thread, writes the queue there: rare, and
+/// it keeps the order. The queue is written by the next `emit` or `drain`: the supervisor drains it every
 /// `drainInterval` while the run goes, and before the run's last entries (`exit`, the audit's
 /// run end), so the stream and the audit log hold every event, in the order of its number.
 final class EventLog: Sendable {

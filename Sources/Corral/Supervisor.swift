@@ -19,7 +19,8 @@ final class Supervisor {
     }
 
     private var resources = ResourceUse()
-    /// The resource sample taken when the sandbox ended on its own (its init gone).
+    /// The run's cgroup sample once its init is gone (taken by the watch loop when the run
+    /// ended on its own, else right after the reap), for the report.
     private var endSample: MeterSample?
 
     func run() throws(CorralError) -> RunResult {
@@ -236,7 +237,7 @@ final class Supervisor {
         let egressSummary = egress?.finish(control: control) ?? plan.egress.map { EgressSummary(plan: $0) }
         let watchLog = syscallWatcher?.finish()  // the sandbox is gone: the watcher has ended
         relay.drain()
-        finishResources(process: process, meter: meter, relay: relay)
+        finishResources(process: process, relay: relay)
         var result = finish(termination, killReason: control.killReason ?? Self.kernelKillReason(termination, oomKills: resources.oomKills),
                             launched: launched, ended: ended)
         if let watchLog { result.report.record(watchLog, program: prepared.watchProgram) }
@@ -436,8 +437,8 @@ final class Supervisor {
         if let oom = sample.oomKills { resources.oomKills = oom }
     }
 
-    private func finishResources(process: SandboxProcess, meter: (any RunMeter)?, relay: OutputRelay) {
-        if let meter { note(endSample ?? meter.sample()) }
+    private func finishResources(process: SandboxProcess, relay: OutputRelay) {
+        if let endSample { note(endSample) }
         if let usage = process.usage {
             resources.cpuUserSeconds = usage.userSeconds
             resources.cpuSystemSeconds = usage.systemSeconds

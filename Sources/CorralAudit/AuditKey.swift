@@ -85,8 +85,15 @@ final class AuditSigningKey: Sendable {
     var publicKey: [UInt8] { derive().publicKey }
     var identity: String { derive().identity }
 
-    /// Derives the key now (it is derived on first use otherwise).
+    /// Derives the key now (it is derived on first use otherwise), which writes the `.pub`
+    /// file when it is missing or wrong.
     func prepare() { _ = derive() }
+
+    /// `prepare`, failing when the `.pub` file could not be written.
+    func prepareAndPublish() throws(CorralError) {
+        prepare()
+        if let publishError { throw publishError }
+    }
 
     /// Hex of the Ed25519 signature of `message`.
     func sign(_ message: [UInt8]) throws(CorralError) -> String {
@@ -98,20 +105,20 @@ final class AuditSigningKey: Sendable {
     }
 
     private func derive() -> Derived {
-        var published = false
+        var derivedNow = false
         let key = derived.withLock { slot -> Derived in
             if let slot { return slot }
-            // Any 32 bytes are an Ed25519 seed; `read` checked the length.
+            // Any 32 bytes are an Ed25519 seed; `readSeed` checked the length.
             guard let privateKey = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
                 preconditionFailure("a 32-byte Ed25519 seed was refused")
             }
             let publicKey = Array(privateKey.publicKey.rawRepresentation)
             let made = Derived(privateKey: privateKey, publicKey: publicKey, identity: AuditKey.identity(of: publicKey))
             slot = made
-            published = true
+            derivedNow = true
             return made
         }
-        if published {
+        if derivedNow {
             do { try Self.publish(key.publicKey, at: publicKeyPath) } catch { publishFailure.withLock { $0 = error } }
         }
         return key
@@ -131,8 +138,7 @@ final class AuditSigningKey: Sendable {
             // No usable public key file yet: derive and write it now, while a failure can
             // still refuse the run.
             if (try? HostEnvironment.readFile(publicPath)).flatMap(AuditKey.decodeKeyFile) == nil {
-                try publish(key.publicKey, at: publicPath)
-                key.publishFailure.withLock { $0 = nil }  // written now, whatever derivation's try met
+                try key.prepareAndPublish()
             }
             return key
         }
@@ -151,8 +157,7 @@ final class AuditSigningKey: Sendable {
         } catch {
             throw CorralError(.setupFailed, operation: "create audit signing key", path: path, errno: error)
         }
-        try publish(key.publicKey, at: publicPath)
-        key.publishFailure.withLock { $0 = nil }
+        try key.prepareAndPublish()
         return key
     }
 

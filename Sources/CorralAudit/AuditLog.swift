@@ -90,8 +90,7 @@ public final class AuditLog: Sendable {
     /// Derives the signing key now, rather than at the first signature (see `AuditSigningKey`).
     /// - Throws: when the key folder's public key file was wrong and could not be rewritten.
     public func prepareKey() throws(CorralError) {
-        key.prepare()
-        if let error = key.publishError { throw error }
+        try key.prepareAndPublish()
     }
 
     /// The public half of the signing key (32 bytes), and its identity as written in signed events.

@@ -165,13 +165,8 @@ extension CgroupHost {
         guard let unified else { return false }
         if CgroupFS.exists(unified.directory + "/cgroup.kill") { return true }
         if CgroupFS.exists(unified.directory + "/cgroup.type") { return false }
-        var name = utsname()
-        unsafe uname(&name)
-        let release = unsafe withUnsafeBytes(of: &name.release) { raw in
-            unsafe String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
-        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-        return parts.count == 2 && (parts[0], parts[1]) >= (5, 14)
+        guard let version = HostProbe.kernelVersion(release: HostProbe.kernelRelease()) else { return false }
+        return version >= (5, 14)
     }
 }
 

@@ -233,7 +233,7 @@ struct corral_launch_plan {
 /// sets `*pid` and `*pidfd` (CLOEXEC); the child writes its id maps, unshares the other
 /// namespaces and then waits for "go" on the plan's sync socket. Only the early fields of
 /// `plan` are read before "go". Returns an errno value when clone3 fails.
-int corral_launch(const struct corral_launch_plan *plan, pid_t *pid, int *pidfd);
+int corral_launch(struct corral_launch_plan *plan, pid_t *pid, int *pidfd);
 /// Sends "go" on the sync socket, with `pass_fd` attached when it is not -1. MSG_NOSIGNAL:
 /// a child that already failed makes this EPIPE, not SIGPIPE. Returns 0 or -errno.
 int corral_send_go(int sync_fd, int pass_fd);
