@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -102,11 +101,6 @@ int corral_epoll_wait(int epoll_fd, uint64_t *tokens, uint32_t *events, int capa
         events[i] = ready[i].events;
     }
     return n;
-}
-
-int corral_eventfd(void) {
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return fd < 0 ? -errno : fd;
 }
 
 int corral_eventfd_signal(int fd) {

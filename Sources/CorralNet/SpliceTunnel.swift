@@ -146,15 +146,13 @@ struct SpliceFlow {
 /// default, for every process of that user without CAP_SYS_RESOURCE); past it, the kernel
 /// gives new pipes two pages. A busy tunnel's pipe grows to `target` bytes; the budget
 /// keeps the proxy well below that limit, and bounds the memory that data in flight can
-/// pin to `total` plus the default pipes.
+/// pin to the `total` it is given plus the default pipes.
 final class PipeBudget: Sendable {
     let target: Int
-    let total: Int
     private let remaining: Atomic<Int>
 
     init(target: Int, total: Int) {
         self.target = target
-        self.total = total
         self.remaining = Atomic(total)
     }
 

@@ -15,7 +15,6 @@ import Synchronization
 /// inherit it and the blocked signal mask.
 final class Splicer: Sendable {
     private let workers: [SpliceWorker]
-    private let turn = Mutex(0)
     let pipeBudget: PipeBudget
     /// Tunnels spliced at once, at most; the next ones stay with the NIO relay.
     let maxTunnels: Int
@@ -65,11 +64,8 @@ final class Splicer: Sendable {
 
     /// Hands a tunnel to the next worker, which owns it from now on.
     func relay(_ tunnel: SpliceTunnel) {
-        let index = turn.withLock { turn in
-            defer { turn = (turn + 1) % workers.count }
-            return turn
-        }
-        started.add(1, ordering: .relaxed)
+        // The tunnels started so far pick the worker: in turn, without a lock of its own.
+        let index = started.add(1, ordering: .relaxed).oldValue % workers.count
         workers[index].add(tunnel)
     }
 
@@ -142,7 +138,7 @@ final class SpliceWorker: @unchecked Sendable {
     static func start() throws(SpliceFailure) -> SpliceWorker {
         let epoll = corral_epoll_create()
         guard epoll >= 0 else { throw SpliceFailure(errno: -epoll, operation: "epoll_create1") }
-        let wake = corral_eventfd()
+        let wake = corral_eventfd_cloexec()
         guard wake >= 0 else {
             close(epoll)
             throw SpliceFailure(errno: -wake, operation: "eventfd")

@@ -72,8 +72,7 @@ int corral_epoll_add(int epoll_fd, int fd, uint32_t events, int edge, uint64_t t
 /// readiness pairs. Returns the count (0 on timeout or EINTR) or -errno.
 int corral_epoll_wait(int epoll_fd, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms);
 
-/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). Returns the descriptor or -errno.
-int corral_eventfd(void);
+/// (An eventfd for `corral_eventfd_signal`: `corral_eventfd_cloexec` in corral_cgroup.h.)
 
 /// Adds one to an eventfd (wakes a waiter). 0 or -errno.
 int corral_eventfd_signal(int fd);
