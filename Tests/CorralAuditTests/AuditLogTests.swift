@@ -144,16 +144,20 @@ struct AuditLogTests {
         let log = try scratch.openLog(secrets: ["hunter2-secret"])
         let plain = #"{"call":{"path":"/etc/hostname","flags":0},"goal":"g","seq":1}"#
         let secret = #"{"call":{"path":"/tmp/hunter2-secret"},"seq":2}"#
+        // The secret spelt with an escape: its bytes differ, its decoded string does not.
+        let escaped = #"{"call":{"path":"/tmp/hunter2\u002dsecret"},"seq":3}"#
         try log.append([
             AuditLog.Entry(type: "syscall", run: "r-1", payload: Array((plain + "\n").utf8), compact: true),
             AuditLog.Entry(type: "syscall", run: "r-1", payload: Array((secret + "\n").utf8), compact: true),
+            AuditLog.Entry(type: "syscall", run: "r-1", payload: Array((escaped + "\n").utf8), compact: true),
         ])
         let lines = try scratch.lines().map { String(decoding: $0, as: UTF8.self) }
-        #expect(lines.count == 2)
+        #expect(lines.count == 3)
+        #expect(!lines[2].contains("hunter2"), "\(lines[2])")
         #expect(lines[0].contains(#""payload":\#(plain),"#), "\(lines[0])")
         #expect(!lines[1].contains("hunter2"), "\(lines[1])")
         #expect(try AuditRecord.parse(Array(lines[1].utf8.dropLast())).payload["call"]?["path"] == .string("/tmp/[redacted]"))
-        #expect(try scratch.verify(key: log.publicKey) == .valid(.init(events: 2, runs: 1, signatures: 0, uncheckedSignatures: 0)))
+        #expect(try scratch.verify(key: log.publicKey) == .valid(.init(events: 3, runs: 1, signatures: 0, uncheckedSignatures: 0)))
     }
 
     // MARK: - Concurrency

@@ -27,10 +27,15 @@ import Testing
         let observed = Mutex<[Int]>([])
         let log = EventLog(descriptor: descriptor, observer: { event in observed.withLock { $0.append(event.seq) } },
                            goal: "t", audit: nil)
-        let calls = 5000, emitted = 200
+        let calls = 5000, emitted = 200, ruled = calls / 100
         let queued = DispatchGroup()
+        // The watcher's thread, as in a run: each call queued as the call alone, and now and
+        // then a rule's event emitted there (which writes the queue on that thread).
         DispatchQueue.global().async(group: queued) {
-            for index in 0..<calls { log.enqueue(.syscall) { $0.pid = Int32(index) } }
+            for index in 0..<calls {
+                log.enqueueSyscall(WatchedCall(syscall: "openat", pid: Int32(index), time: 0))
+                if index % 100 == 99 { log.emit(.rule) { $0.detail = "\(index / 100)" } }
+            }
         }
         for index in 0..<emitted {
             log.emit(.limit) { $0.detail = "\(index)" }
@@ -40,10 +45,16 @@ import Testing
         log.drain()
 
         let events = try Self.written(path)
-        #expect(events.map(\.seq) == Array(1...(calls + emitted)))
+        #expect(events.map(\.seq) == Array(1...(calls + emitted + ruled)))
         #expect(events.filter { $0.type == .syscall }.map(\.pid) == (0..<calls).map { Int32($0) })
+        #expect(events.filter { $0.type == .syscall }.allSatisfy { $0.syscall == "openat" && $0.call?.pid == $0.pid })
         #expect(events.filter { $0.type == .limit }.map(\.detail) == (0..<emitted).map { "\($0)" })
-        #expect(observed.withLock { $0 } == Array(1...(calls + emitted)))
+        // A rule's event follows the calls queued before it on the same thread.
+        let order = events.filter { $0.type != .limit }.map { $0.type == .rule ? -1 : Int($0.pid ?? 0) }
+        for (position, value) in order.enumerated() where value == -1 {
+            #expect(position % 101 == 100, "a rule event at \(position)")
+        }
+        #expect(observed.withLock { $0 } == Array(1...(calls + emitted + ruled)))
         // Each event's time is the moment it was numbered, so times follow numbers.
         #expect(events.map(\.time) == events.map(\.time).sorted())
     }
@@ -54,12 +65,12 @@ import Testing
         let (path, descriptor) = try Self.temporaryFile()
         defer { close(descriptor); unlink(path) }
         let log = EventLog(descriptor: descriptor, observer: nil, goal: "t", audit: nil)
-        log.enqueue(.syscall) { $0.syscall = "openat" }
-        log.enqueue(.syscall) { $0.syscall = "close" }
+        log.enqueueSyscall(WatchedCall(syscall: "openat", pid: 2, time: 0))
+        log.enqueue(.limit) { $0.limit = "events" }
         #expect(try Self.written(path).isEmpty)
         log.emit(.exit)
-        #expect(try Self.written(path).map(\.type) == [.syscall, .syscall, .exit])
-        #expect(try Self.written(path).map(\.syscall) == ["openat", "close", nil])
+        #expect(try Self.written(path).map(\.type) == [.syscall, .limit, .exit])
+        #expect(try Self.written(path).map(\.syscall) == ["openat", nil, nil])
         log.drain()
         #expect(try Self.written(path).count == 3)
     }

@@ -161,6 +161,7 @@ struct LibraryTests {
         try await withSandbox(.root) { sandbox in
             let loaded = try Corral.loadProfile(at: try sandbox.write(Manifest(sandbox: sandbox)))
             let shape = PlanCompiler.shape(of: loaded.profile, uid: getuid(), gid: getgid())
+            var waits: [Duration] = []
             for _ in 0..<5 {
                 var pending: PendingLaunch? = try Launcher.start(shape)
                 let process = try #require(pending?.sandbox)
@@ -171,13 +172,14 @@ struct LibraryTests {
                 pending = nil
                 var ended = pollfd(fd: process.pollDescriptor, events: Int16(POLLIN), revents: 0)
                 #expect(poll(&ended, 1, 2000) == 1)
-                let waited = ContinuousClock.now - dropped
-                // Without the wake-up: ~90 ms (the 100 ms check less the sleep above).
-                #expect(waited < .milliseconds(60), "init ended \(waited) after the launch was dropped")
+                waits.append(ContinuousClock.now - dropped)
                 let status = process.reap()
                 // init's failure exit at the sync stage: 126, not a kill.
                 #expect(status & 0x7F == 0 && (status >> 8) & 0xFF == 126, "wait status \(status)")
             }
+            // Without the wake-up every one takes ~90 ms (the 100 ms check less the sleep
+            // above); the quickest of five allows for a loaded machine.
+            #expect(waits.min()! < .milliseconds(40), "init ended \(waits) after the launch was dropped")
         }
     }
 

@@ -10,6 +10,13 @@ enum HostSupport {
     /// The Landlock ABI this kernel offers, 0 without Landlock.
     static let landlockABI = HostProbe().facts().landlockABI
     static let hasLandlock = landlockABI > 0
+    /// The CPUs this process may run on, as /proc/self/status lists them (`0-1`, `0,2`, `3`).
+    static let allowedCPUList: String = {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") } ?? ""
+        return line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+    }()
+    static let mayUseSeveralCPUs = allowedCPUList.contains(",") || allowedCPUList.contains("-")
     /// Why run cgroups cannot be made here (nil: root can make them).
     static let runCgroupsUnavailable: String? = {
         guard isRoot else { return "cgroup limits need root on this host (no delegated cgroup)" }
